@@ -1,0 +1,3 @@
+//! What every helcim-recon binary shares.
+
+pub mod telemetry;
