@@ -1,1 +1,180 @@
-fn main() {}
+//! `recon-sim`: serves a simulated Helcim API and delivers signed webhooks. See
+//! `recon-sim --help` and the README's "Simulator" section.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::Parser;
+use recon_common::telemetry::{self, LogFormat};
+use recon_sim::faults::Faults;
+use recon_sim::limits::RateLimits;
+use recon_sim::webhooks::WebhookConfig;
+use recon_sim::{GenerateConfig, RunningSim, SimConfig};
+
+/// A Helcim simulator: the v2 API with its quirks and rate limits, signed webhooks to
+/// a receiver, ground truth and faults under /sim/.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to serve on.
+    #[arg(long, env = "SIM_ADDR", default_value = "127.0.0.1:8070")]
+    addr: std::net::SocketAddr,
+    /// Seed: the same seed gives the same activity, ids and tokens.
+    #[arg(long, env = "SIM_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Number of merchant accounts.
+    #[arg(long, env = "SIM_ACCOUNTS", default_value_t = 2)]
+    accounts: usize,
+    /// Card transactions per account.
+    #[arg(long, env = "SIM_TRANSACTIONS_PER_ACCOUNT", default_value_t = 250)]
+    transactions_per_account: usize,
+    /// First day of activity (Mountain Time, YYYY-MM-DD).
+    #[arg(long, env = "SIM_START", default_value = "2026-10-30")]
+    start: NaiveDate,
+    /// Days of activity.
+    #[arg(long, env = "SIM_DAYS", default_value_t = 4)]
+    days: u32,
+    /// Mountain Time hour at which batches close daily.
+    #[arg(long, env = "SIM_BATCH_CLOSE_HOUR", default_value_t = 17)]
+    batch_close_hour: u32,
+    /// Requests in flight per account (0: no limit).
+    #[arg(long, env = "SIM_LIMIT_IN_FLIGHT", default_value_t = 5)]
+    limit_in_flight: u32,
+    /// Requests per minute per account (0: no limit).
+    #[arg(long, env = "SIM_LIMIT_PER_MINUTE", default_value_t = 100)]
+    limit_per_minute: u32,
+    /// Requests per hour per account (0: no limit).
+    #[arg(long, env = "SIM_LIMIT_PER_HOUR", default_value_t = 3000)]
+    limit_per_hour: u32,
+    /// Faults as JSON, e.g. '{"api":{"errorRate":0.05},"webhooks":{"duplicateRate":0.1}}'.
+    #[arg(long, env = "SIM_FAULTS")]
+    faults: Option<String>,
+    /// Receiver URL for webhooks; `{account_id}` is replaced by each account's id.
+    #[arg(long, env = "SIM_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// Webhooks started per second (0: as fast as concurrency allows).
+    #[arg(long, env = "SIM_WEBHOOK_RATE", default_value_t = 50)]
+    webhook_rate: u32,
+    /// Webhooks in flight at once.
+    #[arg(long, env = "SIM_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    webhook_concurrency: usize,
+    /// Attempts per webhook before giving up.
+    #[arg(long, env = "SIM_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10)]
+    webhook_max_attempts: u32,
+    /// First retry delay in milliseconds (doubles up to 60 s).
+    #[arg(long, env = "SIM_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
+    webhook_retry_base_ms: u64,
+    /// Do not send the unsigned webhook-settings probe first.
+    #[arg(long)]
+    no_probe: bool,
+    /// Wait for POST /sim/deliveries/start instead of delivering at once.
+    #[arg(long)]
+    hold_deliveries: bool,
+    /// Exit once every webhook was delivered or given up on (a finite run for scripts).
+    #[arg(long)]
+    exit_when_delivered: bool,
+    /// Write the accounts (ids and their fake tokens) as JSON to this file.
+    #[arg(long, env = "SIM_ACCOUNTS_OUT")]
+    accounts_out: Option<PathBuf>,
+    /// `json` or `pretty`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    log_format: LogFormat,
+}
+
+fn limit(value: u32) -> Option<u32> {
+    (value > 0).then_some(value)
+}
+
+impl Args {
+    fn into_config(self) -> anyhow::Result<SimConfig> {
+        let faults: Faults = match &self.faults {
+            Some(json) => {
+                serde_json::from_str(json).context("SIM_FAULTS is not valid faults JSON")?
+            }
+            None => Faults::default(),
+        };
+        let webhooks = self.webhook_url.map(|url| WebhookConfig {
+            rate_per_second: limit(self.webhook_rate),
+            concurrency: self.webhook_concurrency,
+            max_attempts: self.webhook_max_attempts,
+            retry_base: Duration::from_millis(self.webhook_retry_base_ms),
+            probe: !self.no_probe,
+            ..WebhookConfig::new(url)
+        });
+        Ok(SimConfig {
+            listen: self.addr,
+            generate: GenerateConfig {
+                seed: self.seed,
+                accounts: self.accounts,
+                transactions_per_account: self.transactions_per_account,
+                start: self.start,
+                days: self.days,
+                batch_close_hour: self.batch_close_hour,
+            },
+            limits: RateLimits {
+                in_flight: limit(self.limit_in_flight),
+                per_minute: limit(self.limit_per_minute),
+                per_hour: limit(self.limit_per_hour),
+            },
+            faults,
+            deliver_on_start: webhooks.is_some() && !self.hold_deliveries,
+            webhooks,
+            workers: 2,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    telemetry::init(args.log_format);
+    let exit_when_delivered = args.exit_when_delivered;
+    let accounts_out = args.accounts_out.clone();
+    let config = args.into_config()?;
+    if config.generate.batch_close_hour > 23 {
+        anyhow::bail!("--batch-close-hour must be 0 to 23");
+    }
+    let delivering = config.deliver_on_start;
+    let mut sim = RunningSim::start(config).await?;
+    let activity = &sim.state().activity;
+    tracing::info!(
+        api = %sim.api_base_url(),
+        accounts = activity.accounts.len(),
+        transactions = activity.transactions.len(),
+        batches = activity.batches.len(),
+        "recon-sim is serving"
+    );
+    if let Some(path) = accounts_out {
+        let json = serde_json::to_string_pretty(&activity.accounts)?;
+        std::fs::write(&path, json)
+            .with_context(|| format!("Failed to write {}", path.display()))?;
+        tracing::info!(path = %path.display(), "wrote the simulated accounts and their tokens");
+    }
+    let state = std::sync::Arc::clone(sim.state());
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("stopping on signal"),
+        _ = state.deliveries.wait_finished(), if exit_when_delivered && delivering => {
+            tracing::info!(summary = ?state.deliveries.summary(), "every webhook delivered or given up on; exiting");
+        }
+        result = sim.serve_until_stopped() => return result,
+    }
+    sim.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler works on unix");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
