@@ -2,6 +2,7 @@
 //! readable lines for people (`LOG_FORMAT=pretty`). The level comes from `RUST_LOG`
 //! (default `info`).
 
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use anyhow::bail;
@@ -41,7 +42,10 @@ pub fn init(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(true)
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Pretty => builder
+            .compact()
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
 }
 

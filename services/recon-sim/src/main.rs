@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
     if config.generate.batch_close_hour > 23 {
         anyhow::bail!("--batch-close-hour must be 0 to 23");
     }
-    let delivering = config.deliver_on_start;
+    let has_webhooks = config.webhooks.is_some();
     let mut sim = RunningSim::start(config).await?;
     let activity = &sim.state().activity;
     tracing::info!(
@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     let state = std::sync::Arc::clone(sim.state());
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("stopping on signal"),
-        _ = state.deliveries.wait_finished(), if exit_when_delivered && delivering => {
+        _ = state.deliveries.wait_finished(), if exit_when_delivered && has_webhooks => {
             tracing::info!(summary = ?state.deliveries.summary(), "every webhook delivered or given up on; exiting");
         }
         result = sim.serve_until_stopped() => return result,

@@ -88,7 +88,7 @@ impl SimState {
             by_token,
             by_account,
             faults: Mutex::new(faults),
-            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0xFA_0175)),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x00FA_0175)),
             api_statuses: Mutex::new(BTreeMap::new()),
         }
     }

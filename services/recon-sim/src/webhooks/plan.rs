@@ -36,7 +36,7 @@ pub struct Plan {
 
 /// Builds the plan for `activity`; the same seed and faults give the same plan.
 pub fn plan(activity: &Activity, faults: &WebhookFaults, seed: u64) -> Plan {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_4E_B400);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F4E_B400);
     let mut events: Vec<(chrono::DateTime<chrono::Utc>, PlannedDelivery)> = Vec::new();
     for tx in &activity.transactions {
         events.push((

@@ -1,0 +1,34 @@
+# helcim-recon: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: run test lint services build fmt clean
+
+## run: start PostgreSQL/RabbitMQ if needed, build, and run the local stack against
+##      the simulator until Ctrl-C (RUN_ONCE=1 checks it answers, then exits).
+run: services build
+	deploy/local/run.sh
+
+## test: every test, against the real PostgreSQL and RabbitMQ and the simulator.
+test: services build
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+## lint: formatting and clippy, as CI checks them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## services: make sure PostgreSQL and RabbitMQ answer on 127.0.0.1.
+services:
+	deploy/local/ensure-services.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf .local

@@ -1,0 +1,6 @@
+//! End-to-end tests: they start the real binaries from `target/<profile>/` (built by
+//! `make test` before the tests run) and talk to them over HTTP.
+
+mod binaries;
+mod sim_binary;
+mod webhook_sink;
