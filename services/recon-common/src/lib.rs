@@ -1,3 +1,4 @@
 //! What every helcim-recon binary shares.
 
+pub mod shutdown;
 pub mod telemetry;

@@ -154,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let state = std::sync::Arc::clone(sim.state());
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("stopping on signal"),
+        _ = recon_common::shutdown::signal() => tracing::info!("stopping on signal"),
         _ = state.deliveries.wait_finished(), if exit_when_delivered && has_webhooks => {
             tracing::info!(summary = ?state.deliveries.summary(), "every webhook delivered or given up on; exiting");
         }
@@ -162,19 +162,4 @@ async fn main() -> anyhow::Result<()> {
     }
     sim.stop().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler works on unix");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

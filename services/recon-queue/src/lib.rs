@@ -1,0 +1,18 @@
+//! RabbitMQ for helcim-recon, so the services never touch lapin directly:
+//!
+//! - [`envelope`]: the versioned protobuf message for one verified webhook;
+//! - [`topology`]: exchange, work queue, delayed retry queues and dead-letter queue,
+//!   declared idempotently;
+//! - [`broker`]: one connection with a pool of confirm-mode channels, repaired or
+//!   reconnected on failure;
+//! - [`publisher`]: publish an envelope and return only once RabbitMQ confirmed it.
+
+pub mod broker;
+pub mod envelope;
+pub mod publisher;
+pub mod topology;
+
+pub use broker::{Broker, BrokerConfig, PublishError};
+pub use envelope::WebhookEnvelope;
+pub use publisher::EnvelopePublisher;
+pub use topology::Topology;

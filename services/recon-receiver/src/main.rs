@@ -1,0 +1,21 @@
+//! `recon-receiver`: see `recon-receiver --help` and the README.
+
+use clap::Parser;
+use recon_common::telemetry;
+use recon_receiver::config::Settings;
+use recon_receiver::startup::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    telemetry::init(settings.log_format);
+    let app = Application::build(&settings, settings.account_sources()?).await?;
+    tracing::info!(addr = %settings.addr, port = app.port(), prefix = %settings.amqp_prefix, "recon-receiver is listening");
+    let handle = app.handle();
+    tokio::spawn(async move {
+        recon_common::shutdown::signal().await;
+        tracing::info!("stopping: finishing requests in flight");
+        handle.stop(true).await;
+    });
+    app.run_until_stopped().await
+}
