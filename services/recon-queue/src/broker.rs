@@ -282,7 +282,7 @@ impl Broker {
                     Err(error) => {
                         failures += 1;
                         // Log the first failure and then one in ten, not every second.
-                        if failures == 1 || failures % 10 == 0 {
+                        if failures == 1 || failures.is_multiple_of(10) {
                             tracing::error!(%error, failures, "RabbitMQ is unavailable; still trying");
                         }
                     }

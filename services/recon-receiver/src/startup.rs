@@ -24,6 +24,26 @@ pub struct AppState {
     pub publisher: EnvelopePublisher,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    pub clock: Clock,
+}
+
+/// Where "now" comes from when checking `webhook-timestamp`: the system, or a fixed
+/// instant so tests can probe the ±300 s edges without racing the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    System,
+    Fixed(i64),
+}
+
+impl Clock {
+    pub fn now(self) -> i64 {
+        match self {
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            Clock::Fixed(now) => now,
+        }
+    }
 }
 
 /// A bound, configured receiver, not yet serving.
@@ -47,6 +67,14 @@ impl Application {
     pub async fn build(
         settings: &Settings,
         sources: Vec<Box<dyn AccountSource>>,
+    ) -> anyhow::Result<Self> {
+        Application::build_with_clock(settings, sources, Clock::System).await
+    }
+
+    pub async fn build_with_clock(
+        settings: &Settings,
+        sources: Vec<Box<dyn AccountSource>>,
+        clock: Clock,
     ) -> anyhow::Result<Self> {
         let accounts = AccountDirectory::load(sources)
             .await
@@ -77,6 +105,7 @@ impl Application {
             publisher: EnvelopePublisher::new(Arc::clone(&broker)),
             metrics: crate::metrics::install(),
             max_body_bytes: settings.max_body_bytes,
+            clock,
         });
         let listener = TcpListener::bind(settings.addr).with_context(|| {
             format!("Failed to listen on {} (is the port taken?)", settings.addr)

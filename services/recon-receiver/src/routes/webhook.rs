@@ -40,7 +40,7 @@ pub async fn receive(
             return response;
         }
     };
-    let now = unix_now();
+    let now = state.clock.now();
     let started = Instant::now();
     let intake = classify(signed_headers(req.headers()), &body, &keys, now);
     ::metrics::histogram!(VERIFY_SECONDS).record(started.elapsed().as_secs_f64());
@@ -162,12 +162,6 @@ fn signed_headers(headers: &HeaderMap) -> SignedHeaders<'_> {
 
 fn error(mut builder: actix_web::HttpResponseBuilder, reason: &str) -> HttpResponse {
     builder.json(json!({"error": reason}))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn unix_now_micros() -> i64 {

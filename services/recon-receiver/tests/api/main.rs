@@ -1,0 +1,7 @@
+//! The receiver over HTTP against the real RabbitMQ, with its own queue names per test.
+
+mod broker_outage;
+mod helpers;
+mod proxy;
+mod receiving;
+mod rejections;
