@@ -166,6 +166,30 @@ impl Topology {
         bind(channel, &self.dead_queue(), &self.exchange(), DEAD).await
     }
 
+    /// Every queue's name and the messages waiting in it (work, retries, dead).
+    pub async fn depths(&self, connection: &Connection) -> lapin::Result<Vec<(String, u32)>> {
+        let channel = connection.create_channel().await?;
+        let mut queues = vec![self.work_queue()];
+        queues.extend(RETRY_DELAYS.iter().map(|d| self.retry_queue(*d)));
+        queues.push(self.dead_queue());
+        let mut depths = Vec::new();
+        for queue in queues {
+            let declared = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            depths.push((queue, declared.message_count()));
+        }
+        let _ = channel.close(200, "depths read".into()).await;
+        Ok(depths)
+    }
+
     /// Deletes every queue and the exchange (tests clean up their prefix with it).
     pub async fn delete(&self, connection: &Connection) -> lapin::Result<()> {
         let channel = connection.create_channel().await?;

@@ -55,6 +55,31 @@ impl AccountSource for StaticAccounts {
     }
 }
 
+/// Every account with active verifier tokens in the database.
+#[derive(Debug, Clone)]
+pub struct DatabaseAccounts(pub recon_store::AccountStore);
+
+impl AccountSource for DatabaseAccounts {
+    fn load(&self) -> futures::future::BoxFuture<'_, anyhow::Result<KeyTable>> {
+        Box::pin(async move {
+            let mut keys: HashMap<String, Vec<VerifierKey>> = HashMap::new();
+            for (account_id, token) in self.0.active_verifier_tokens().await? {
+                match VerifierKey::parse(secrecy::ExposeSecret::expose_secret(&token)) {
+                    Ok(key) => keys.entry(account_id).or_default().push(key),
+                    // One bad row must not take every other account down with it.
+                    Err(error) => {
+                        tracing::error!(account = %account_id, %error, "skipping an unusable verifier token")
+                    }
+                }
+            }
+            Ok(keys
+                .into_iter()
+                .map(|(id, keys)| (id, keys.into()))
+                .collect())
+        })
+    }
+}
+
 /// The cached directory the webhook route asks.
 #[derive(Debug)]
 pub struct AccountDirectory {

@@ -8,7 +8,7 @@ use clap::Parser;
 use recon_common::telemetry::LogFormat;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::accounts::{AccountSource, StaticAccounts};
+use crate::accounts::{AccountSource, DatabaseAccounts, StaticAccounts};
 
 /// recon-receiver: verifies Helcim webhooks and queues them on RabbitMQ.
 #[derive(Debug, Clone, Parser)]
@@ -37,6 +37,9 @@ pub struct Settings {
     /// while rotating.
     #[arg(long, env = "HELCIM_WEBHOOK_VERIFIER_TOKEN", value_parser = secret, hide_env_values = true)]
     pub verifier_token: Option<SecretString>,
+    /// Postgres with the accounts (`reconctl accounts add`); needs RECON_MASTER_KEY.
+    #[arg(long, env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
+    pub database_url: Option<SecretString>,
     /// Largest body accepted; larger gets 413.
     #[arg(long, env = "RECEIVER_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
@@ -74,8 +77,15 @@ impl Settings {
     }
 
     /// Where accounts come from, per these settings.
-    pub fn account_sources(&self) -> anyhow::Result<Vec<Box<dyn AccountSource>>> {
+    pub async fn account_sources(&self) -> anyhow::Result<Vec<Box<dyn AccountSource>>> {
         let mut sources: Vec<Box<dyn AccountSource>> = Vec::new();
+        if let Some(url) = &self.database_url {
+            let cipher = std::sync::Arc::new(recon_store::SecretCipher::from_env()?);
+            let pool = recon_store::database::connect(url.expose_secret()).await?;
+            sources.push(Box::new(DatabaseAccounts(recon_store::AccountStore::new(
+                pool, cipher,
+            ))));
+        }
         if let Some(tokens) = &self.verifier_token {
             let single = StaticAccounts::single(&self.account_id, tokens.expose_secret())
                 .map_err(|e| anyhow::anyhow!("HELCIM_WEBHOOK_VERIFIER_TOKEN: {e}"))?;
@@ -83,8 +93,8 @@ impl Settings {
         }
         if sources.is_empty() {
             anyhow::bail!(
-                "no accounts to receive for: set HELCIM_WEBHOOK_VERIFIER_TOKEN (and HELCIM_ACCOUNT_ID) \
-                 for a single account"
+                "no accounts to receive for: set DATABASE_URL (accounts added with `reconctl accounts \
+                 add`), or HELCIM_WEBHOOK_VERIFIER_TOKEN (and HELCIM_ACCOUNT_ID) for a single account"
             );
         }
         Ok(sources)

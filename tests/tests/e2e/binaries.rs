@@ -36,10 +36,10 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Running {
+    pub fn start(name: &str, args: &[&str], env: &[(&str, String)]) -> Running {
         let child = Command::new(binary(name))
             .args(args)
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("LOG_FORMAT", "pretty")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -73,6 +73,22 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a command to completion; panics with its output when it fails.
+pub fn run_ok(name: &str, args: &[&str], env: &[(&str, String)]) -> String {
+    let output = Command::new(binary(name))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{name} {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 /// Polls `url` until it answers 200.

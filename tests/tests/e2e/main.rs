@@ -2,5 +2,6 @@
 //! `make test` before the tests run) and talk to them over HTTP.
 
 mod binaries;
+mod pipeline;
 mod sim_binary;
 mod webhook_sink;

@@ -36,7 +36,7 @@ async fn the_simulator_binary_serves_the_api_and_delivers_every_signed_webhook_d
             "--hold-deliveries",
             "--exit-when-delivered",
         ],
-        &[("SIM_FAULTS", faults)],
+        &[("SIM_FAULTS", faults.to_string())],
     );
     let base = format!("http://{addr}");
     wait_until_healthy(&format!("{base}/healthz")).await;

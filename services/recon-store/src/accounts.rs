@@ -1,0 +1,276 @@
+//! Accounts and their tokens. Tokens go in encrypted and come out as `SecretString`s;
+//! listings show fingerprints, never tokens.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use sqlx::{PgPool, Row};
+
+use crate::crypto::{CryptoError, SecretCipher, fingerprint};
+
+/// What went wrong with an account operation, in terms an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("account {0:?} already exists")]
+    AccountExists(String),
+    #[error("no account {0:?}; add it with `reconctl accounts add`")]
+    NoSuchAccount(String),
+    #[error("account id {0:?} must be 1 to 64 letters, digits, `.`, `_` or `-`")]
+    BadAccountId(String),
+    #[error("account {0:?} already has this verifier token")]
+    TokenExists(String),
+    #[error("account {account:?} has no active verifier token {fingerprint}")]
+    NoSuchToken {
+        account: String,
+        fingerprint: String,
+    },
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// An account as `reconctl accounts list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub account_id: String,
+    pub display_name: Option<String>,
+    pub has_api_token: bool,
+    pub has_partner_token: bool,
+    /// Fingerprints of the active verifier tokens.
+    pub active_verifiers: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The tokens to set on a new account (any may be left out).
+#[derive(Debug, Default)]
+pub struct NewAccount {
+    pub account_id: String,
+    pub display_name: Option<String>,
+    pub verifier_token: Option<SecretString>,
+    pub api_token: Option<SecretString>,
+    pub partner_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountStore {
+    pool: PgPool,
+    cipher: Arc<SecretCipher>,
+}
+
+fn context(account_id: &str, purpose: &str) -> String {
+    format!("accounts/{account_id}/{purpose}")
+}
+
+fn valid_id(account_id: &str) -> bool {
+    (1..=64).contains(&account_id.len())
+        && account_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl AccountStore {
+    pub fn new(pool: PgPool, cipher: Arc<SecretCipher>) -> Self {
+        AccountStore { pool, cipher }
+    }
+
+    pub async fn add(&self, account: NewAccount) -> Result<(), StoreError> {
+        let id = account.account_id.as_str();
+        if !valid_id(id) {
+            return Err(StoreError::BadAccountId(id.to_string()));
+        }
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (account_id, display_name, api_token_encrypted, partner_token_encrypted)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(&account.display_name)
+        .bind(account.api_token.as_ref().map(|t| self.cipher.encrypt(t, &context(id, "api-token"))))
+        .bind(account.partner_token.as_ref().map(|t| self.cipher.encrypt(t, &context(id, "partner-token"))))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::AccountExists(id.to_string()));
+        }
+        if let Some(token) = &account.verifier_token {
+            insert_verifier(&mut tx, &self.cipher, id, token).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a verifier token beside the active ones (the first half of a rotation).
+    /// Returns its fingerprint.
+    pub async fn add_verifier(
+        &self,
+        account_id: &str,
+        token: &SecretString,
+    ) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT account_id FROM accounts WHERE account_id = $1 FOR UPDATE")
+                .bind(account_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NoSuchAccount(account_id.to_string()));
+        }
+        let fingerprint = insert_verifier(&mut tx, &self.cipher, account_id, token).await?;
+        tx.commit().await?;
+        Ok(fingerprint)
+    }
+
+    /// Retires one verifier token (the second half of a rotation).
+    pub async fn retire_verifier(
+        &self,
+        account_id: &str,
+        fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        let retired = sqlx::query(
+            "UPDATE account_verifier_tokens SET retired_at = now()
+             WHERE account_id = $1 AND fingerprint = $2 AND retired_at IS NULL",
+        )
+        .bind(account_id)
+        .bind(fingerprint)
+        .execute(&self.pool)
+        .await?;
+        if retired.rows_affected() == 0 {
+            return Err(StoreError::NoSuchToken {
+                account: account_id.to_string(),
+                fingerprint: fingerprint.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn list(&self) -> Result<Vec<AccountSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.account_id, a.display_name, a.api_token_encrypted IS NOT NULL AS has_api,
+                    a.partner_token_encrypted IS NOT NULL AS has_partner, a.created_at,
+                    coalesce(array_agg(v.fingerprint ORDER BY v.created_at)
+                             FILTER (WHERE v.id IS NOT NULL), '{}') AS verifiers
+             FROM accounts a
+             LEFT JOIN account_verifier_tokens v ON v.account_id = a.account_id AND v.retired_at IS NULL
+             GROUP BY a.account_id ORDER BY a.account_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AccountSummary {
+                    account_id: row.try_get("account_id")?,
+                    display_name: row.try_get("display_name")?,
+                    has_api_token: row.try_get("has_api")?,
+                    has_partner_token: row.try_get("has_partner")?,
+                    active_verifiers: row.try_get("verifiers")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every active verifier token, decrypted: what the receiver verifies with.
+    pub async fn active_verifier_tokens(&self) -> Result<Vec<(String, SecretString)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account_id, token_encrypted FROM account_verifier_tokens
+             WHERE retired_at IS NULL ORDER BY account_id, created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let account_id: String = row.try_get("account_id")?;
+                let blob: Vec<u8> = row.try_get("token_encrypted")?;
+                let token = self
+                    .cipher
+                    .decrypt(&blob, &context(&account_id, "verifier-token"))?;
+                Ok((account_id, token))
+            })
+            .collect()
+    }
+
+    /// Re-encrypts every secret made under an older master key; returns how many.
+    pub async fn reencrypt_stale(&self) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut count = 0;
+        let rows = sqlx::query(
+            "SELECT id, account_id, token_encrypted FROM account_verifier_tokens FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let (id, account_id, blob): (i64, String, Vec<u8>) = (
+                row.try_get("id")?,
+                row.try_get("account_id")?,
+                row.try_get("token_encrypted")?,
+            );
+            if self.cipher.is_stale(&blob) {
+                let purpose = context(&account_id, "verifier-token");
+                let fresh = self
+                    .cipher
+                    .encrypt(&self.cipher.decrypt(&blob, &purpose)?, &purpose);
+                sqlx::query(
+                    "UPDATE account_verifier_tokens SET token_encrypted = $1 WHERE id = $2",
+                )
+                .bind(fresh)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                count += 1;
+            }
+        }
+        let rows = sqlx::query("SELECT account_id, api_token_encrypted, partner_token_encrypted FROM accounts FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in rows {
+            let account_id: String = row.try_get("account_id")?;
+            for (column, purpose) in [
+                ("api_token_encrypted", "api-token"),
+                ("partner_token_encrypted", "partner-token"),
+            ] {
+                let blob: Option<Vec<u8>> = row.try_get(column)?;
+                let Some(blob) = blob.filter(|b| self.cipher.is_stale(b)) else {
+                    continue;
+                };
+                let purpose = context(&account_id, purpose);
+                let fresh = self
+                    .cipher
+                    .encrypt(&self.cipher.decrypt(&blob, &purpose)?, &purpose);
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE accounts SET {column} = $1, updated_at = now() WHERE account_id = $2"
+                )))
+                .bind(fresh)
+                .bind(&account_id)
+                .execute(&mut *tx)
+                .await?;
+                count += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(count)
+    }
+}
+
+async fn insert_verifier(
+    tx: &mut sqlx::PgTransaction<'_>,
+    cipher: &SecretCipher,
+    account_id: &str,
+    token: &SecretString,
+) -> Result<String, StoreError> {
+    let fingerprint = fingerprint(token);
+    let inserted = sqlx::query(
+        "INSERT INTO account_verifier_tokens (account_id, token_encrypted, fingerprint)
+         VALUES ($1, $2, $3) ON CONFLICT (account_id, fingerprint) DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(cipher.encrypt(token, &context(account_id, "verifier-token")))
+    .bind(&fingerprint)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::TokenExists(account_id.to_string()));
+    }
+    Ok(fingerprint)
+}

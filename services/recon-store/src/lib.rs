@@ -1,0 +1,11 @@
+//! Postgres for helcim-recon: the connection and migrations ([`database`]), accounts
+//! and their tokens ([`accounts`]), and the cipher that keeps every token encrypted at
+//! rest ([`crypto`]).
+
+pub mod accounts;
+pub mod crypto;
+pub mod database;
+pub mod testing;
+
+pub use accounts::{AccountStore, AccountSummary, StoreError};
+pub use crypto::{MasterKey, SecretCipher};

@@ -1,0 +1,201 @@
+//! `reconctl accounts ...` and `reconctl keys ...`.
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use recon_store::accounts::NewAccount;
+use recon_store::{AccountStore, MasterKey, SecretCipher};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Add an account (its webhook URL is /webhooks/helcim/<ACCOUNT_ID>).
+    Add {
+        account_id: String,
+        /// A name for people.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        verifier: VerifierSecret,
+        /// Environment variable holding the account's Helcim API token.
+        #[arg(long, value_name = "VAR")]
+        api_token_env: Option<String>,
+        /// Environment variable holding the partner token.
+        #[arg(long, value_name = "VAR")]
+        partner_token_env: Option<String>,
+    },
+    /// List accounts; tokens show as fingerprints.
+    List,
+    /// Add a new verifier token beside the current ones; retire the old one once
+    /// Helcim signs with the new.
+    RotateVerifier {
+        account_id: String,
+        #[command(flatten)]
+        verifier: VerifierSecret,
+    },
+    /// Stop accepting a verifier token.
+    RetireVerifier {
+        account_id: String,
+        /// The fingerprint `accounts list` shows.
+        fingerprint: String,
+        /// Allow retiring the last active token (the account then accepts nothing).
+        #[arg(long)]
+        allow_none: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VerifierSecret {
+    /// Environment variable holding the webhook verifier token.
+    #[arg(long, value_name = "VAR")]
+    verifier_token_env: Option<String>,
+    /// Read the webhook verifier token from standard input.
+    #[arg(long, conflicts_with = "verifier_token_env")]
+    verifier_token_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random master key (base64 of 32 bytes) for RECON_MASTER_KEY.
+    Generate,
+    /// Re-encrypt every secret made under RECON_MASTER_KEY_PREVIOUS with RECON_MASTER_KEY.
+    Reencrypt,
+}
+
+pub async fn run(database_url: &str, command: AccountsCommand) -> anyhow::Result<()> {
+    let store = store(database_url).await?;
+    match command {
+        AccountsCommand::Add {
+            account_id,
+            name,
+            verifier,
+            api_token_env,
+            partner_token_env,
+        } => {
+            let verifier_token = verifier.read()?;
+            store
+                .add(NewAccount {
+                    account_id: account_id.clone(),
+                    display_name: name,
+                    verifier_token,
+                    api_token: api_token_env.as_deref().map(from_env).transpose()?,
+                    partner_token: partner_token_env.as_deref().map(from_env).transpose()?,
+                })
+                .await?;
+            println!(
+                "added account {account_id}; its webhook URL ends in /webhooks/helcim/{account_id}"
+            );
+        }
+        AccountsCommand::List => {
+            println!(
+                "{:<24} {:<8} {:<8} verifiers (fingerprints)",
+                "account", "api", "partner"
+            );
+            for account in store.list().await? {
+                let yes = |b: bool| if b { "yes" } else { "-" };
+                println!(
+                    "{:<24} {:<8} {:<8} {}",
+                    account.account_id,
+                    yes(account.has_api_token),
+                    yes(account.has_partner_token),
+                    account.active_verifiers.join(" ")
+                );
+            }
+        }
+        AccountsCommand::RotateVerifier {
+            account_id,
+            verifier,
+        } => {
+            let Some(token) = verifier.read()? else {
+                bail!("give the new token with --verifier-token-env VAR or --verifier-token-stdin");
+            };
+            let fingerprint = store.add_verifier(&account_id, &token).await?;
+            println!(
+                "added verifier {fingerprint} to {account_id}; both old and new verify now. Once Helcim \
+                 signs with the new one, run: reconctl accounts retire-verifier {account_id} <old fingerprint>"
+            );
+        }
+        AccountsCommand::RetireVerifier {
+            account_id,
+            fingerprint,
+            allow_none,
+        } => {
+            let account = store
+                .list()
+                .await?
+                .into_iter()
+                .find(|a| a.account_id == account_id)
+                .with_context(|| format!("no account {account_id:?}"))?;
+            if account.active_verifiers == [fingerprint.clone()] && !allow_none {
+                bail!(
+                    "{fingerprint} is the last active verifier of {account_id}; retiring it refuses every webhook (pass --allow-none to do it anyway)"
+                );
+            }
+            store.retire_verifier(&account_id, &fingerprint).await?;
+            println!("retired verifier {fingerprint} of {account_id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_keys(database_url: &str, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Generate => {
+            println!("{}", MasterKey::generate().expose_secret());
+        }
+        KeysCommand::Reencrypt => {
+            let count = store(database_url).await?.reencrypt_stale().await?;
+            println!("re-encrypted {count} secrets under the current master key");
+        }
+    }
+    Ok(())
+}
+
+async fn store(database_url: &str) -> anyhow::Result<AccountStore> {
+    let cipher = Arc::new(SecretCipher::from_env()?);
+    let pool = recon_store::database::connect(database_url).await?;
+    Ok(AccountStore::new(pool, cipher))
+}
+
+impl VerifierSecret {
+    fn read(&self) -> anyhow::Result<Option<SecretString>> {
+        let token = match (&self.verifier_token_env, self.verifier_token_stdin) {
+            (Some(var), _) => from_env(var)?,
+            (None, true) => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("Failed to read standard input")?;
+                SecretString::from(line.trim().to_string())
+            }
+            (None, false) => return Ok(None),
+        };
+        check_verifier(&token)?;
+        Ok(Some(token))
+    }
+}
+
+fn from_env(var: &str) -> anyhow::Result<SecretString> {
+    let value =
+        std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?;
+    if value.trim().is_empty() {
+        bail!("environment variable {var} is empty");
+    }
+    Ok(SecretString::from(value.trim().to_string()))
+}
+
+/// The token must be what Helcim shows: base64 (a `whsec_` prefix is allowed).
+fn check_verifier(token: &SecretString) -> anyhow::Result<()> {
+    use base64::Engine;
+    let text = token.expose_secret();
+    let encoded = text.strip_prefix("whsec_").unwrap_or(text);
+    match base64::engine::general_purpose::STANDARD.decode(encoded) {
+        Ok(key) if !key.is_empty() => Ok(()),
+        _ => {
+            bail!("the verifier token is not base64; copy it again from Helcim's webhook settings")
+        }
+    }
+}
