@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test lint services build fmt clean
+.PHONY: run test bench lint services build fmt clean
 
 ## run: start PostgreSQL/RabbitMQ if needed, build, and run the local stack against
 ##      the simulator until Ctrl-C (RUN_ONCE=1 checks it answers, then exits).
@@ -13,6 +13,11 @@ run: services build
 test: services build
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+
+## bench: throughput and latency figures, printed (release build; takes ~1 minute).
+bench: services
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) bench -p recon-e2e --bench receiver
 
 ## lint: formatting and clippy, as CI checks them.
 lint:
