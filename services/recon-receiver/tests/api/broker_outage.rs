@@ -205,3 +205,46 @@ async fn a_receiver_started_before_its_broker_becomes_ready_on_its_own() {
     assert_eq!(receiver.work_queue_depth().await, 1);
     receiver.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_answers_the_requests_already_in_flight() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let receiver = spawn_receiver(Options {
+        amqp_url: proxy.url(),
+        confirm_timeout_ms: 2000,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        receiver
+            .send(&card_transaction("msg_drain_0", 1))
+            .await
+            .status(),
+        200
+    );
+
+    // A stalled broker keeps the next request waiting for its confirm...
+    proxy.stall();
+    let (http, url) = (receiver.http.clone(), receiver.url.clone());
+    let in_flight = tokio::spawn(async move {
+        let sent = card_transaction("msg_drain_1", 1);
+        http.post(format!("{url}/webhooks/helcim/{ACCOUNT}"))
+            .header("webhook-id", &sent.webhook_id)
+            .header("webhook-timestamp", &sent.timestamp)
+            .header("webhook-signature", &sent.signature)
+            .body(sent.body)
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...while the server is told to stop: it must still answer it.
+    let stopping = tokio::spawn(receiver.handle.clone().stop(true));
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered, not cut off");
+    assert_eq!(response.status(), 503);
+    stopping.await.unwrap();
+    proxy.restore();
+    receiver.finish().await;
+}
