@@ -11,7 +11,6 @@ BIN=${BIN:-target/debug}
 STATE=.local
 SIM_ADDR=${SIM_ADDR:-127.0.0.1:8070}
 RECEIVER_ADDR=${RECEIVER_ADDR:-127.0.0.1:8080}
-export DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/helcim_recon}
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export AMQP_PREFIX=${AMQP_PREFIX:-helcim-recon-local}
 export LOG_FORMAT=${LOG_FORMAT:-pretty}
@@ -43,6 +42,10 @@ if [ ! -s "$STATE/master.key" ]; then
 fi
 RECON_MASTER_KEY=$(cat "$STATE/master.key")
 export RECON_MASTER_KEY
+# One local database per master key: a checkout with a new key (a fresh clone, say)
+# gets its own, rather than rows it cannot decrypt.
+key_id=$(sha256sum "$STATE/master.key" | cut -c1-12)
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/helcim_recon_local_$key_id}
 
 "$BIN/reconctl" migrate
 

@@ -1,6 +1,6 @@
 //! Logging: JSON lines for machines (`LOG_FORMAT=json`, the default in containers) or
 //! readable lines for people (`LOG_FORMAT=pretty`). The level comes from `RUST_LOG`
-//! (default `info`).
+//! (default `info`, with sqlx's notices at `warn`).
 
 use std::io::IsTerminal;
 use std::str::FromStr;
@@ -31,7 +31,8 @@ impl FromStr for LogFormat {
 /// Installs the global subscriber; call once at the start of `main`. Logs go to
 /// standard error so standard output stays free for a command's own output.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -8,11 +8,13 @@
 //! - [`publisher`]: publish an envelope and return only once RabbitMQ confirmed it.
 
 pub mod broker;
+pub mod consumer;
 pub mod envelope;
 pub mod publisher;
 pub mod topology;
 
 pub use broker::{Broker, BrokerConfig, PublishError};
+pub use consumer::{Deferred, Job, WorkConsumer};
 pub use envelope::WebhookEnvelope;
 pub use publisher::EnvelopePublisher;
 pub use topology::Topology;

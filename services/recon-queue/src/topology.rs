@@ -26,7 +26,7 @@ pub const DEAD: &str = "dead";
 /// After this many deliveries of one message (crash loops), the broker dead-letters it.
 pub const DELIVERY_LIMIT: i64 = 20;
 
-/// The growing delays of the retry queues.
+/// The growing delays of the retry queues, by default.
 pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(5),
     Duration::from_secs(30),
@@ -34,10 +34,57 @@ pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(600),
 ];
 
-/// Names under one prefix (tests use a random one each).
+/// Reads delays like `5s,30s,2m,10m` or `200ms,1s` (`AMQP_RETRY_DELAYS`).
+pub fn parse_delays(text: &str) -> Result<Vec<Duration>, String> {
+    let parse_one = |item: &str| -> Result<Duration, String> {
+        let item = item.trim();
+        let (number, unit) = item.split_at(
+            item.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(item.len()),
+        );
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{item:?} does not start with a number"))?;
+        let delay = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" | "" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return Err(format!("{item:?}: use ms, s, m or h")),
+        };
+        if delay.is_zero() {
+            return Err(format!("{item:?}: a delay must be more than zero"));
+        }
+        Ok(delay)
+    };
+    let delays: Vec<Duration> = text
+        .split(',')
+        .filter(|i| !i.trim().is_empty())
+        .map(parse_one)
+        .collect::<Result<_, _>>()?;
+    if delays.is_empty() {
+        return Err("no delays given".into());
+    }
+    Ok(delays)
+}
+
+/// Retry delays as configured (`AMQP_RETRY_DELAYS`), for settings parsers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryDelays(pub Vec<Duration>);
+
+impl std::str::FromStr for RetryDelays {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_delays(text).map(RetryDelays)
+    }
+}
+
+/// Names under one prefix (tests use a random one each), and the retry delays.
+/// Every service sharing a prefix must use the same delays: they are queue arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
     pub prefix: String,
+    pub retry_delays: Vec<Duration>,
 }
 
 /// Which kind of queue the broker gave the work queue.
@@ -51,7 +98,22 @@ impl Topology {
     pub fn new(prefix: impl Into<String>) -> Self {
         Topology {
             prefix: prefix.into(),
+            retry_delays: RETRY_DELAYS.to_vec(),
         }
+    }
+
+    /// Other retry delays (tests use short ones).
+    pub fn with_retry_delays(mut self, delays: Vec<Duration>) -> Self {
+        if !delays.is_empty() {
+            self.retry_delays = delays;
+        }
+        self
+    }
+
+    /// The delay before retry number `retry` (0-based); the last delay repeats.
+    pub fn retry_delay(&self, retry: u32) -> Duration {
+        let index = (retry as usize).min(self.retry_delays.len() - 1);
+        self.retry_delays[index]
     }
 
     pub fn exchange(&self) -> String {
@@ -68,7 +130,11 @@ impl Topology {
 
     /// The routing key of the retry queue for `delay`.
     pub fn retry_key(delay: Duration) -> String {
-        format!("retry.{}s", delay.as_secs())
+        if delay.subsec_millis() == 0 {
+            format!("retry.{}s", delay.as_secs())
+        } else {
+            format!("retry.{}ms", delay.as_millis())
+        }
     }
 
     pub fn retry_queue(&self, delay: Duration) -> String {
@@ -96,7 +162,7 @@ impl Topology {
         } else {
             connection.create_channel().await?
         };
-        for delay in RETRY_DELAYS {
+        for &delay in &self.retry_delays {
             let mut args = FieldTable::default();
             args.insert(
                 "x-message-ttl".into(),
@@ -170,7 +236,7 @@ impl Topology {
     pub async fn depths(&self, connection: &Connection) -> lapin::Result<Vec<(String, u32)>> {
         let channel = connection.create_channel().await?;
         let mut queues = vec![self.work_queue()];
-        queues.extend(RETRY_DELAYS.iter().map(|d| self.retry_queue(*d)));
+        queues.extend(self.retry_delays.iter().map(|d| self.retry_queue(*d)));
         queues.push(self.dead_queue());
         let mut depths = Vec::new();
         for queue in queues {
@@ -194,7 +260,7 @@ impl Topology {
     pub async fn delete(&self, connection: &Connection) -> lapin::Result<()> {
         let channel = connection.create_channel().await?;
         let mut queues = vec![self.work_queue(), self.dead_queue()];
-        queues.extend(RETRY_DELAYS.iter().map(|d| self.retry_queue(*d)));
+        queues.extend(self.retry_delays.iter().map(|d| self.retry_queue(*d)));
         for queue in queues {
             channel
                 .queue_delete(queue.into(), Default::default())
@@ -241,6 +307,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn delays_parse_with_units_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_delays("5s,30s,2m,10m").unwrap(),
+            RETRY_DELAYS.to_vec()
+        );
+        assert_eq!(
+            parse_delays("200ms, 1s").unwrap(),
+            vec![Duration::from_millis(200), Duration::from_secs(1)]
+        );
+        for bad in ["", "5x", "0s", "s", "1,,"] {
+            if bad == "1,," {
+                assert!(parse_delays(bad).is_ok());
+                continue;
+            }
+            assert!(parse_delays(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn names_live_under_the_prefix() {
         let topology = Topology::new("t1");
         assert_eq!(topology.work_queue(), "t1.work");
@@ -250,5 +335,13 @@ mod tests {
             "t1.retry.30s"
         );
         assert_eq!(Topology::retry_key(Duration::from_secs(5)), "retry.5s");
+        assert_eq!(
+            Topology::retry_key(Duration::from_millis(200)),
+            "retry.200ms"
+        );
+        let short = Topology::new("t")
+            .with_retry_delays(vec![Duration::from_millis(200), Duration::from_secs(1)]);
+        assert_eq!(short.retry_delay(0), Duration::from_millis(200));
+        assert_eq!(short.retry_delay(7), Duration::from_secs(1));
     }
 }

@@ -64,6 +64,13 @@ impl AccountSource for DatabaseAccounts {
         Box::pin(async move {
             let mut keys: HashMap<String, Vec<VerifierKey>> = HashMap::new();
             for (account_id, token) in self.0.active_verifier_tokens().await? {
+                let token = match token {
+                    Ok(token) => token,
+                    Err(error) => {
+                        tracing::error!(account = %account_id, %error, "skipping a verifier token that does not decrypt");
+                        continue;
+                    }
+                };
                 match VerifierKey::parse(secrecy::ExposeSecret::expose_secret(&token)) {
                     Ok(key) => keys.entry(account_id).or_default().push(key),
                     // One bad row must not take every other account down with it.

@@ -24,6 +24,9 @@ pub struct Settings {
     /// Prefix of the exchange and queue names.
     #[arg(long, env = "AMQP_PREFIX", default_value = "helcim-recon")]
     pub amqp_prefix: String,
+    /// Delays of the retry queues; every service sharing the prefix must agree.
+    #[arg(long, env = "AMQP_RETRY_DELAYS", default_value = "5s,30s,2m,10m")]
+    pub amqp_retry_delays: recon_queue::topology::RetryDelays,
     /// AMQP channels publishing in parallel.
     #[arg(long, env = "AMQP_CHANNELS", default_value_t = 4)]
     pub amqp_channels: usize,

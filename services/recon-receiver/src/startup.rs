@@ -87,7 +87,8 @@ impl Application {
 
         let mut broker_config = BrokerConfig::new(
             settings.amqp_url(),
-            Topology::new(&settings.amqp_prefix),
+            Topology::new(&settings.amqp_prefix)
+                .with_retry_delays(settings.amqp_retry_delays.0.clone()),
             "recon-receiver",
         );
         broker_config.channels = settings.amqp_channels.max(1);

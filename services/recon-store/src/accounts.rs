@@ -171,8 +171,12 @@ impl AccountStore {
             .collect()
     }
 
-    /// Every active verifier token, decrypted: what the receiver verifies with.
-    pub async fn active_verifier_tokens(&self) -> Result<Vec<(String, SecretString)>, StoreError> {
+    /// Every active verifier token, decrypted: what the receiver verifies with. A row
+    /// that does not decrypt (a master key not configured here) is returned as an
+    /// error beside the others, so one bad row cannot stop every account.
+    pub async fn active_verifier_tokens(
+        &self,
+    ) -> Result<Vec<(String, Result<SecretString, CryptoError>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT account_id, token_encrypted FROM account_verifier_tokens
              WHERE retired_at IS NULL ORDER BY account_id, created_at",
@@ -185,7 +189,7 @@ impl AccountStore {
                 let blob: Vec<u8> = row.try_get("token_encrypted")?;
                 let token = self
                     .cipher
-                    .decrypt(&blob, &context(&account_id, "verifier-token"))?;
+                    .decrypt(&blob, &context(&account_id, "verifier-token"));
                 Ok((account_id, token))
             })
             .collect()

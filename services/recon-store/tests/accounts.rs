@@ -76,7 +76,7 @@ async fn tokens_are_stored_encrypted_and_listed_by_fingerprint_only() {
         }
     }
     let tokens = store.active_verifier_tokens().await.unwrap();
-    assert_eq!(tokens[0].1.expose_secret(), verifier);
+    assert_eq!(tokens[0].1.as_ref().unwrap().expose_secret(), verifier);
     db.drop_now().await;
 }
 
@@ -130,7 +130,7 @@ async fn a_verifier_rotation_keeps_both_tokens_active_until_the_old_one_is_retir
         .unwrap();
     let active = store.active_verifier_tokens().await.unwrap();
     assert_eq!(active.len(), 1);
-    assert_eq!(active[0].1.expose_secret(), "bmV3");
+    assert_eq!(active[0].1.as_ref().unwrap().expose_secret(), "bmV3");
     assert_eq!(
         store.list().await.unwrap()[0].active_verifiers,
         vec![new_print]
@@ -170,10 +170,22 @@ async fn a_master_key_rotation_reencrypts_every_secret() {
         "nothing left to do"
     );
     let after = AccountStore::new(db.pool.clone(), cipher_with(&new_key, &[]));
-    assert_eq!(
-        after.active_verifier_tokens().await.unwrap().len(),
-        2,
+    let tokens = after.active_verifier_tokens().await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert!(
+        tokens.iter().all(|(_, t)| t.is_ok()),
         "readable with the new key alone"
+    );
+
+    // A key that made none of them reads none, and says so row by row.
+    let unrelated = MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
+    let stranger = AccountStore::new(db.pool.clone(), cipher_with(&unrelated, &[]));
+    let tokens = stranger.active_verifier_tokens().await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert!(
+        tokens
+            .iter()
+            .all(|(_, t)| matches!(t, Err(recon_store::crypto::CryptoError::UnknownKey(_))))
     );
     db.drop_now().await;
 }

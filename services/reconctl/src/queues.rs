@@ -15,12 +15,14 @@ pub struct QueuesArgs {
     amqp_url: String,
     #[arg(long, env = "AMQP_PREFIX", default_value = "helcim-recon")]
     amqp_prefix: String,
+    #[arg(long, env = "AMQP_RETRY_DELAYS", default_value = "5s,30s,2m,10m")]
+    amqp_retry_delays: recon_queue::topology::RetryDelays,
 }
 
 pub async fn run(args: QueuesArgs) -> anyhow::Result<()> {
     let broker = Broker::new(BrokerConfig::new(
         args.amqp_url,
-        Topology::new(&args.amqp_prefix),
+        Topology::new(&args.amqp_prefix).with_retry_delays(args.amqp_retry_delays.0),
         "reconctl",
     ));
     let connection = broker.connection().await?;
