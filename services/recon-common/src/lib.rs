@@ -1,4 +1,5 @@
 //! What every helcim-recon binary shares.
 
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

@@ -195,6 +195,54 @@ impl AccountStore {
             .collect()
     }
 
+    /// Every account's Helcim API token, decrypted (accounts without one are left out).
+    pub async fn api_tokens(
+        &self,
+    ) -> Result<Vec<(String, Result<SecretString, CryptoError>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account_id, api_token_encrypted FROM accounts WHERE api_token_encrypted IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let account_id: String = row.try_get("account_id")?;
+                let blob: Vec<u8> = row.try_get("api_token_encrypted")?;
+                let token = self
+                    .cipher
+                    .decrypt(&blob, &context(&account_id, "api-token"));
+                Ok((account_id, token))
+            })
+            .collect()
+    }
+
+    /// Creates the account if missing and sets its API (and partner) token: how a
+    /// single account configured by environment variables enters the database.
+    pub async fn upsert_tokens(
+        &self,
+        account_id: &str,
+        api_token: &SecretString,
+        partner_token: Option<&SecretString>,
+    ) -> Result<(), StoreError> {
+        if !valid_id(account_id) {
+            return Err(StoreError::BadAccountId(account_id.to_string()));
+        }
+        sqlx::query(
+            "INSERT INTO accounts (account_id, api_token_encrypted, partner_token_encrypted)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (account_id) DO UPDATE SET
+                 api_token_encrypted = EXCLUDED.api_token_encrypted,
+                 partner_token_encrypted = coalesce(EXCLUDED.partner_token_encrypted, accounts.partner_token_encrypted),
+                 updated_at = now()",
+        )
+        .bind(account_id)
+        .bind(self.cipher.encrypt(api_token, &context(account_id, "api-token")))
+        .bind(partner_token.map(|t| self.cipher.encrypt(t, &context(account_id, "partner-token"))))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Re-encrypts every secret made under an older master key; returns how many.
     pub async fn reencrypt_stale(&self) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;

@@ -2,6 +2,8 @@
 //! `make test` before the tests run) and talk to them over HTTP.
 
 mod binaries;
+mod ledger;
 mod pipeline;
 mod sim_binary;
+mod stack;
 mod webhook_sink;

@@ -1,0 +1,81 @@
+//! Settings, from flags or (as deployed) the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use recon_common::telemetry::LogFormat;
+use recon_queue::topology::RetryDelays;
+use secrecy::{ExposeSecret, SecretString};
+
+/// recon-worker: fetches what webhooks announce from Helcim and records it in Postgres.
+#[derive(Debug, Clone, Parser)]
+#[command(version)]
+pub struct Settings {
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "WORKER_ADDR", default_value = "127.0.0.1:8081")]
+    pub addr: SocketAddr,
+    /// Postgres (the ledger and the accounts).
+    #[arg(long, env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
+    pub database_url: SecretString,
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+          value_parser = secret, hide_env_values = true, hide_default_value = true)]
+    pub amqp_url: SecretString,
+    #[arg(long, env = "AMQP_PREFIX", default_value = "helcim-recon")]
+    pub amqp_prefix: String,
+    /// Delays of the retry queues; every service sharing the prefix must agree.
+    #[arg(long, env = "AMQP_RETRY_DELAYS", default_value = "5s,30s,2m,10m")]
+    pub amqp_retry_delays: RetryDelays,
+    /// Messages processed at once (the unacknowledged limit).
+    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 64)]
+    pub prefetch: u16,
+    /// Retries through the delay queues before a message is dead-lettered.
+    #[arg(long, env = "WORKER_MAX_RETRIES", default_value_t = 8)]
+    pub max_retries: u32,
+    /// How long an open batch's stats are reused before being fetched again.
+    #[arg(long, env = "WORKER_OPEN_BATCH_REFRESH_SECS", default_value_t = 60)]
+    pub open_batch_refresh_secs: u64,
+    #[arg(
+        long,
+        env = "HELCIM_API_BASE_URL",
+        default_value = "https://api.helcim.com/v2"
+    )]
+    pub helcim_api_base_url: String,
+    /// `helcim` (5 in flight, 100/min, 3000/h per account) or `unlimited` (simulator
+    /// benchmarks only).
+    #[arg(long, env = "HELCIM_LIMITS", value_enum, default_value_t = Limits::Helcim)]
+    pub helcim_limits: Limits,
+    /// A single account configured here rather than with reconctl.
+    #[arg(long, env = "HELCIM_ACCOUNT_ID", default_value = "default")]
+    pub account_id: String,
+    #[arg(long, env = "HELCIM_API_TOKEN", value_parser = secret, hide_env_values = true)]
+    pub api_token: Option<SecretString>,
+    #[arg(long, env = "HELCIM_PARTNER_TOKEN", value_parser = secret, hide_env_values = true)]
+    pub partner_token: Option<SecretString>,
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Limits {
+    Helcim,
+    Unlimited,
+}
+
+fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text.to_string()))
+}
+
+impl Settings {
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+
+    pub fn amqp_url(&self) -> &str {
+        self.amqp_url.expose_secret()
+    }
+
+    pub fn open_batch_refresh(&self) -> Duration {
+        Duration::from_secs(self.open_batch_refresh_secs)
+    }
+}

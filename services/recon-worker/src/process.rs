@@ -1,0 +1,210 @@
+//! What one verified webhook leads to. Every path ends in a [`Fate`]: done (ack after
+//! the commit), retry later (transient: rate limits, 5xx, timeouts, a transaction
+//! Helcim does not show yet, database hiccups), or dead-letter (permanent, with the
+//! reason).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use helcim_client::{CardBatch, CardBatchId, HelcimClient, HelcimError, TransactionId};
+use recon_queue::WebhookEnvelope;
+
+use crate::clients::{HelcimClients, NoClient};
+use crate::ledger::Ledger;
+use crate::reconcile::reconcile;
+
+/// How a job ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Committed (or nothing to do): acknowledge.
+    Done(&'static str),
+    /// Try again after the next delay.
+    Retry(String),
+    /// Never going to work as it is: dead-letter with this reason.
+    Dead(String),
+}
+
+pub const RECONCILED: &str = "reconciled";
+pub const RECORDED: &str = "recorded";
+pub const DUPLICATE: &str = "duplicate";
+
+/// Everything processing needs.
+#[derive(Debug)]
+pub struct Processor {
+    pub ledger: Ledger,
+    pub clients: HelcimClients,
+    batches: BatchCache,
+}
+
+impl Processor {
+    pub fn new(ledger: Ledger, clients: HelcimClients, open_batch_refresh: Duration) -> Self {
+        Processor {
+            ledger,
+            clients,
+            batches: BatchCache::new(open_batch_refresh),
+        }
+    }
+
+    pub async fn process(&self, envelope: &WebhookEnvelope) -> Fate {
+        let already_done = match self.ledger.record_delivery(envelope).await {
+            Ok(done) => done,
+            Err(error) => return Fate::Retry(format!("database: {error}")),
+        };
+        if already_done {
+            return Fate::Done(DUPLICATE);
+        }
+        if envelope.event_type != "cardTransaction" {
+            // Terminal cancels and event types this version does not know are kept
+            // (the delivery row holds the raw body), not dropped.
+            return match self.ledger.complete(envelope, RECORDED).await {
+                Ok(()) => Fate::Done(RECORDED),
+                Err(error) => Fate::Retry(format!("database: {error}")),
+            };
+        }
+        let Some(id) = envelope
+            .object_id
+            .as_deref()
+            .and_then(|id| id.trim().parse::<u64>().ok())
+        else {
+            return Fate::Dead(format!(
+                "cardTransaction event without a numeric transaction id (id: {:?})",
+                envelope.object_id
+            ));
+        };
+        match self.card_transaction(envelope, TransactionId(id)).await {
+            Ok(()) => Fate::Done(RECONCILED),
+            Err(fate) => fate,
+        }
+    }
+
+    async fn card_transaction(
+        &self,
+        envelope: &WebhookEnvelope,
+        id: TransactionId,
+    ) -> Result<(), Fate> {
+        let account = envelope.account_id.as_str();
+        let database = |e: sqlx::Error| Fate::Retry(format!("database: {e}"));
+        self.ledger
+            .note_pending(account, id.0)
+            .await
+            .map_err(database)?;
+        let client = self.clients.get(account).await.map_err(|e| match e {
+            // The operator may be adding the token right now: retry, then dead-letter.
+            NoClient::NoToken(_) | NoClient::Store(_) => Fate::Retry(e.to_string()),
+            NoClient::Unusable { .. } => Fate::Dead(e.to_string()),
+        })?;
+        metrics::counter!("worker_helcim_calls_total", "call" => "card_transaction").increment(1);
+        let tx = client
+            .card_transaction(id)
+            .await
+            .map_err(|e| helcim_fate(e, "the transaction"))?;
+        let (batch, fetched_now) = match tx.card_batch_id {
+            Some(batch_id) => self.batch(account, &client, batch_id).await?,
+            None => (None, false),
+        };
+        let batch_currency = match tx.card_batch_id {
+            Some(batch_id) => self
+                .ledger
+                .batch_currency(account, batch_id.0)
+                .await
+                .map_err(database)?,
+            None => None,
+        };
+        let reconciliation = reconcile(&tx, batch.as_ref(), batch_currency);
+        let fetched = if fetched_now { batch.as_ref() } else { None };
+        self.ledger
+            .store(envelope, &tx, fetched, &reconciliation)
+            .await
+            .map_err(database)
+    }
+
+    /// The batch, from the cache when closed (closed batches do not change) or
+    /// recently fetched; otherwise from Helcim. `(None, _)`: Helcim does not know it.
+    async fn batch(
+        &self,
+        account: &str,
+        client: &HelcimClient,
+        id: CardBatchId,
+    ) -> Result<(Option<CardBatch>, bool), Fate> {
+        if let Some(batch) = self.batches.get(account, id) {
+            return Ok((Some(batch), false));
+        }
+        metrics::counter!("worker_helcim_calls_total", "call" => "card_batch").increment(1);
+        match client.card_batch(id).await {
+            Ok(batch) => {
+                self.batches.put(account, batch.clone());
+                Ok((Some(batch), true))
+            }
+            Err(error) if error.is_not_found() => Ok((None, false)),
+            Err(error) => Err(helcim_fate(error, "the card batch")),
+        }
+    }
+}
+
+/// Transient Helcim failures (and a transaction not visible yet) are retried;
+/// the rest need a person.
+fn helcim_fate(error: HelcimError, what: &str) -> Fate {
+    if error.is_transient() {
+        Fate::Retry(error.to_string())
+    } else if error.is_not_found() {
+        Fate::Retry(format!("{what} is not at Helcim yet: {error}"))
+    } else {
+        Fate::Dead(error.to_string())
+    }
+}
+
+/// Batches fetched recently, per account.
+#[derive(Debug)]
+struct BatchCache {
+    open_refresh: Duration,
+    entries: Mutex<HashMap<(String, CardBatchId), (Instant, CardBatch)>>,
+}
+
+impl BatchCache {
+    fn new(open_refresh: Duration) -> Self {
+        BatchCache {
+            open_refresh,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, account: &str, id: CardBatchId) -> Option<CardBatch> {
+        let entries = self.entries.lock().expect("lock poisoned");
+        let (fetched, batch) = entries.get(&(account.to_string(), id))?;
+        (batch.closed || fetched.elapsed() < self.open_refresh).then(|| batch.clone())
+    }
+
+    fn put(&self, account: &str, batch: CardBatch) {
+        let mut entries = self.entries.lock().expect("lock poisoned");
+        if entries.len() > 50_000 {
+            entries.clear();
+        }
+        entries.insert((account.to_string(), batch.id), (Instant::now(), batch));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_sort_into_retry_and_dead() {
+        let transient = HelcimError::Server {
+            what: "x".into(),
+            status: 503,
+            attempts: 3,
+            errors: Default::default(),
+        };
+        assert!(matches!(helcim_fate(transient, "t"), Fate::Retry(_)));
+        let missing = HelcimError::NotFound {
+            what: "x".into(),
+            errors: Default::default(),
+        };
+        assert!(
+            matches!(helcim_fate(missing, "the transaction"), Fate::Retry(r) if r.contains("not at Helcim yet"))
+        );
+        let refused = HelcimError::Unauthorized(Default::default());
+        assert!(matches!(helcim_fate(refused, "t"), Fate::Dead(r) if r.contains("401")));
+    }
+}

@@ -1,0 +1,152 @@
+//! Wiring: Postgres, the Helcim clients, RabbitMQ, the consumer, and the health server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use helcim_client::AccountLimits;
+use recon_queue::{Broker, BrokerConfig, Topology};
+use recon_store::{AccountStore, SecretCipher};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::clients::HelcimClients;
+use crate::config::{Limits, Settings};
+use crate::ledger::Ledger;
+use crate::process::Processor;
+
+struct Health {
+    broker: Arc<Broker>,
+    pool: PgPool,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// A configured worker, not yet consuming.
+pub struct Worker {
+    port: u16,
+    server: Server,
+    broker: Arc<Broker>,
+    processor: Arc<Processor>,
+    prefetch: u16,
+    max_retries: u32,
+    background: CancellationToken,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("port", &self.port).finish()
+    }
+}
+
+impl Worker {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let cipher = Arc::new(SecretCipher::from_env()?);
+        let pool = recon_store::database::connect(settings.database_url()).await?;
+        let store = AccountStore::new(pool.clone(), cipher);
+        if let Some(token) = &settings.api_token {
+            store
+                .upsert_tokens(&settings.account_id, token, settings.partner_token.as_ref())
+                .await
+                .context("Failed to store HELCIM_API_TOKEN for HELCIM_ACCOUNT_ID")?;
+        }
+        let limits = match settings.helcim_limits {
+            Limits::Helcim => AccountLimits::HELCIM,
+            Limits::Unlimited => AccountLimits::unlimited(),
+        };
+        let clients = HelcimClients::new(store, &settings.helcim_api_base_url, limits);
+        let processor = Arc::new(Processor::new(
+            Ledger::new(pool.clone()),
+            clients,
+            settings.open_batch_refresh(),
+        ));
+
+        let topology = Topology::new(&settings.amqp_prefix)
+            .with_retry_delays(settings.amqp_retry_delays.0.clone());
+        let mut broker_config = BrokerConfig::new(settings.amqp_url(), topology, "recon-worker");
+        broker_config.channels = 2;
+        let broker = Arc::new(Broker::new(broker_config));
+        if let Err(error) = broker.connect().await {
+            tracing::error!(%error, "RabbitMQ is unavailable at start; consuming once it is back");
+        }
+        let background = CancellationToken::new();
+        broker.spawn_watchdog(Duration::from_secs(1), background.clone());
+
+        let health = web::Data::new(Health {
+            broker: Arc::clone(&broker),
+            pool,
+            metrics: recon_common::metrics::install(),
+        });
+        let listener = TcpListener::bind(settings.addr).with_context(|| {
+            format!("Failed to listen on {} (is the port taken?)", settings.addr)
+        })?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(health.clone())
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
+                )
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Worker {
+            port,
+            server,
+            broker,
+            processor,
+            prefetch: settings.prefetch.max(1),
+            max_retries: settings.max_retries,
+            background,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Consumes until `shutdown`, then lets the jobs in flight finish and stops.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        crate::consume::run(
+            self.processor,
+            Arc::clone(&self.broker),
+            self.prefetch,
+            self.max_retries,
+            shutdown,
+        )
+        .await;
+        self.background.cancel();
+        self.broker.close().await;
+        handle.stop(true).await;
+        let _ = server.await;
+        tracing::info!("recon-worker stopped");
+        Ok(())
+    }
+}
+
+async fn readyz(health: web::Data<Health>) -> HttpResponse {
+    let database = sqlx::query("SELECT 1").execute(&health.pool).await.is_ok();
+    let broker = health.broker.is_ready();
+    let body = json!({"database": database, "rabbitmq": broker});
+    if database && broker {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics(health: web::Data<Health>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(health.metrics.render())
+}

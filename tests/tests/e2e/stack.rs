@@ -1,0 +1,269 @@
+//! The whole pipeline from the built binaries: simulator, receiver, worker, on a fresh
+//! database and queue prefix; torn down on drop.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use recon_store::MasterKey;
+use recon_store::testing::TestDatabase;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::binaries::{Running, free_port, run_ok, wait_until_healthy};
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+pub struct Stack {
+    pub db: TestDatabase,
+    pub env: Vec<(&'static str, String)>,
+    pub prefix: String,
+    pub sim: Running,
+    pub sim_url: String,
+    pub receiver: Running,
+    pub worker: Running,
+    pub worker_addr: String,
+    pub accounts: Vec<Value>,
+    pub http: reqwest::Client,
+}
+
+pub struct StackOptions<'a> {
+    pub seed: u64,
+    pub transactions_per_account: u32,
+    pub sim_faults: &'a str,
+    /// Extra worker environment (e.g. a DATABASE_URL through a proxy).
+    pub worker_env: Vec<(&'static str, String)>,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions<'_>) -> Stack {
+        let db = TestDatabase::create().await;
+        let prefix = format!("e2e-{:012x}", rand::rng().random::<u64>() >> 16);
+        let sim_addr = format!("127.0.0.1:{}", free_port());
+        let receiver_addr = format!("127.0.0.1:{}", free_port());
+        let worker_addr = format!("127.0.0.1:{}", free_port());
+        let env = vec![
+            ("DATABASE_URL", db.url.clone()),
+            (
+                "RECON_MASTER_KEY",
+                MasterKey::generate().expose_secret().to_string(),
+            ),
+            ("AMQP_URL", AMQP_URL.to_string()),
+            ("AMQP_PREFIX", prefix.clone()),
+            ("AMQP_RETRY_DELAYS", "200ms,500ms,1s".to_string()),
+            ("HELCIM_API_BASE_URL", format!("http://{sim_addr}/v2")),
+            ("HELCIM_LIMITS", "unlimited".to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ];
+        let webhook_url = format!("http://{receiver_addr}/webhooks/helcim/{{account_id}}");
+        let (seed, per_account) = (
+            options.seed.to_string(),
+            options.transactions_per_account.to_string(),
+        );
+        let sim = Running::start(
+            "recon-sim",
+            &[
+                "--addr",
+                &sim_addr,
+                "--seed",
+                &seed,
+                "--transactions-per-account",
+                &per_account,
+                "--webhook-url",
+                &webhook_url,
+                "--webhook-rate",
+                "0",
+                "--webhook-retry-base-ms",
+                "200",
+                "--webhook-max-attempts",
+                "30",
+                "--limit-in-flight",
+                "0",
+                "--limit-per-minute",
+                "0",
+                "--limit-per-hour",
+                "0",
+                "--hold-deliveries",
+            ],
+            &[
+                ("SIM_FAULTS", options.sim_faults.to_string()),
+                ("RUST_LOG", "warn".to_string()),
+            ],
+        );
+        let sim_url = format!("http://{sim_addr}");
+        wait_until_healthy(&format!("{sim_url}/healthz")).await;
+        let accounts: Vec<Value> = reqwest::get(format!("{sim_url}/sim/accounts"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+
+        run_ok("reconctl", &["migrate"], &env);
+        for account in &accounts {
+            let id = account["accountId"].as_str().unwrap();
+            let tokens = account["verifierTokens"].as_array().unwrap();
+            let mut with_tokens = env.clone();
+            with_tokens.push(("VERIFIER", tokens[0].as_str().unwrap().to_string()));
+            with_tokens.push((
+                "API_TOKEN",
+                account["apiToken"].as_str().unwrap().to_string(),
+            ));
+            run_ok(
+                "reconctl",
+                &[
+                    "accounts",
+                    "add",
+                    id,
+                    "--verifier-token-env",
+                    "VERIFIER",
+                    "--api-token-env",
+                    "API_TOKEN",
+                ],
+                &with_tokens,
+            );
+            for token in &tokens[1..] {
+                with_tokens.push(("NEXT", token.as_str().unwrap().to_string()));
+                run_ok(
+                    "reconctl",
+                    &[
+                        "accounts",
+                        "rotate-verifier",
+                        id,
+                        "--verifier-token-env",
+                        "NEXT",
+                    ],
+                    &with_tokens,
+                );
+            }
+        }
+        let mut receiver_env = env.clone();
+        receiver_env.push(("RECEIVER_ADDR", receiver_addr.clone()));
+        let receiver = Running::start("recon-receiver", &[], &receiver_env);
+        wait_until_healthy(&format!("http://{receiver_addr}/readyz")).await;
+        let worker = start_worker(&env, &worker_addr, &options.worker_env);
+        wait_until_healthy(&format!("http://{worker_addr}/readyz")).await;
+        Stack {
+            db,
+            env,
+            prefix,
+            sim,
+            sim_url,
+            receiver,
+            worker,
+            worker_addr,
+            accounts,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn restart_worker(&mut self, extra: &[(&'static str, String)]) {
+        self.worker = start_worker(&self.env, &self.worker_addr, extra);
+    }
+
+    pub async fn start_deliveries(&self) {
+        let started = self
+            .http
+            .post(format!("{}/sim/deliveries/start", self.sim_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 202);
+    }
+
+    pub async fn sim_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sim_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put_faults(&self, faults: Value) {
+        let response = self
+            .http
+            .put(format!("{}/sim/faults", self.sim_url))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// Waits until every simulated webhook was delivered (or given up on).
+    pub async fn deliveries_finished(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.sim_json("/sim/stats").await["webhooks"]["finished"] == true {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("the simulator did not finish delivering within {within:?}");
+    }
+
+    /// Waits until `ready` holds for the ledger.
+    pub async fn ledger_until(
+        &self,
+        within: Duration,
+        what: &str,
+        ready: impl Fn(i64) -> bool,
+        sql: &str,
+    ) -> i64 {
+        let deadline = Instant::now() + within;
+        let mut last = -1;
+        while Instant::now() < deadline {
+            last = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_one(&self.db.pool)
+                .await
+                .unwrap_or(-1);
+            if ready(last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("{what}: still {last} after {within:?}");
+    }
+
+    pub fn reconctl(&self, args: &[&str]) -> String {
+        run_ok("reconctl", args, &self.env)
+    }
+
+    pub async fn finish(self) {
+        let Stack {
+            db,
+            prefix,
+            mut sim,
+            mut receiver,
+            mut worker,
+            ..
+        } = self;
+        let _ = worker.child.kill();
+        let _ = receiver.child.kill();
+        let _ = sim.child.kill();
+        let connection =
+            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .unwrap();
+        let topology = recon_queue::Topology::new(&prefix).with_retry_delays(vec![
+            Duration::from_millis(200),
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+        ]);
+        topology.delete(&connection).await.unwrap();
+        db.drop_now().await;
+    }
+}
+
+fn start_worker(
+    env: &[(&'static str, String)],
+    addr: &str,
+    extra: &[(&'static str, String)],
+) -> Running {
+    let mut worker_env = env.to_vec();
+    worker_env.push(("WORKER_ADDR", addr.to_string()));
+    worker_env.extend(extra.iter().cloned());
+    Running::start("recon-worker", &[], &worker_env)
+}
