@@ -11,7 +11,7 @@ run: services build
 
 ## test: every test, against the real PostgreSQL and RabbitMQ and the simulator.
 test: services build
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --lib --bins --tests
 	$(CARGO) test --workspace --doc
 
 ## bench: throughput and latency figures, printed (release build; takes ~1 minute).

@@ -2,4 +2,6 @@
 
 pub mod metrics;
 pub mod shutdown;
+#[cfg(feature = "test-support")]
+pub mod tcp_proxy;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 //! `make test` before the tests run) and talk to them over HTTP.
 
 mod binaries;
+mod faults;
 mod ledger;
 mod pipeline;
 mod sim_binary;

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
-use crate::proxy::Proxy;
+use recon_common::tcp_proxy::Proxy;
 
 async fn wait_until(mut ready: impl AsyncFnMut() -> bool, within: Duration, what: &str) {
     let deadline = Instant::now() + within;

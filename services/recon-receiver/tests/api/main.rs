@@ -2,6 +2,5 @@
 
 mod broker_outage;
 mod helpers;
-mod proxy;
 mod receiving;
 mod rejections;

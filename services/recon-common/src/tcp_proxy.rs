@@ -1,6 +1,7 @@
-//! A TCP proxy in front of RabbitMQ that a test can cut (close every connection and
+//! A TCP proxy that a test can cut (close every connection and
 //! refuse new ones) or stall (hold bytes without closing), then restore. It stands in
-//! for a broker that stops or blocks, without touching the broker other tests use.
+//! for a broker or database that stops or blocks, without touching the one other
+//! tests use. Test support only (feature `test-support`).
 
 use std::sync::{Arc, Mutex};
 
@@ -9,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+#[derive(Debug)]
 pub struct Proxy {
     pub port: u16,
     refusing: watch::Sender<bool>,
@@ -57,6 +59,7 @@ impl Proxy {
         }
     }
 
+    /// `amqp://guest:guest@127.0.0.1:<port>/%2f`, for a proxy in front of RabbitMQ.
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
