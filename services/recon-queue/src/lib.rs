@@ -9,6 +9,7 @@
 
 pub mod broker;
 pub mod consumer;
+pub mod dead_letters;
 pub mod envelope;
 pub mod publisher;
 pub mod topology;

@@ -25,6 +25,8 @@ pub enum StoreError {
         account: String,
         fingerprint: String,
     },
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error("database: {0}")]

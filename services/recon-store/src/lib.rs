@@ -3,6 +3,7 @@
 //! rest ([`crypto`]).
 
 pub mod accounts;
+pub mod api_keys;
 pub mod crypto;
 pub mod database;
 pub mod testing;

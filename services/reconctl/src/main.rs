@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 mod accounts;
+mod dlq;
 mod queues;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,12 @@ enum Command {
     Keys(accounts::KeysCommand),
     /// Messages waiting in the work, retry and dead-letter queues.
     Queues(queues::QueuesArgs),
+    /// The dead-letter queue: list and replay.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
+    /// API keys for recon-api.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(dlq::ApiKeysCommand),
 }
 
 #[tokio::main]
@@ -70,5 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Accounts(command) => accounts::run(&cli.database_url, command).await,
         Command::Keys(command) => accounts::run_keys(&cli.database_url, command).await,
         Command::Queues(args) => queues::run(args).await,
+        Command::Dlq(command) => dlq::run_dlq(command).await,
+        Command::ApiKeys(command) => dlq::run_api_keys(&cli.database_url, command).await,
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: they start the real binaries from `target/<profile>/` (built by
 //! `make test` before the tests run) and talk to them over HTTP.
 
+mod access_and_dead_letters;
 mod binaries;
 mod faults;
 mod ledger;

@@ -22,6 +22,8 @@ pub struct Stack {
     pub receiver: Running,
     pub worker: Running,
     pub worker_addr: String,
+    pub api: Running,
+    pub api_url: String,
     pub accounts: Vec<Value>,
     pub http: reqwest::Client,
 }
@@ -41,6 +43,7 @@ impl Stack {
         let sim_addr = format!("127.0.0.1:{}", free_port());
         let receiver_addr = format!("127.0.0.1:{}", free_port());
         let worker_addr = format!("127.0.0.1:{}", free_port());
+        let api_addr = format!("127.0.0.1:{}", free_port());
         let env = vec![
             ("DATABASE_URL", db.url.clone()),
             (
@@ -142,6 +145,11 @@ impl Stack {
         wait_until_healthy(&format!("http://{receiver_addr}/readyz")).await;
         let worker = start_worker(&env, &worker_addr, &options.worker_env);
         wait_until_healthy(&format!("http://{worker_addr}/readyz")).await;
+        let mut api_env = env.clone();
+        api_env.push(("API_ADDR", api_addr.clone()));
+        let api = Running::start("recon-api", &[], &api_env);
+        let api_url = format!("http://{api_addr}");
+        wait_until_healthy(&format!("{api_url}/readyz")).await;
         Stack {
             db,
             env,
@@ -151,6 +159,8 @@ impl Stack {
             receiver,
             worker,
             worker_addr,
+            api,
+            api_url,
             accounts,
             http: reqwest::Client::new(),
         }
@@ -238,8 +248,10 @@ impl Stack {
             mut sim,
             mut receiver,
             mut worker,
+            mut api,
             ..
         } = self;
+        let _ = api.child.kill();
         let _ = worker.child.kill();
         let _ = receiver.child.kill();
         let _ = sim.child.kill();

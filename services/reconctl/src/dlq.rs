@@ -1,0 +1,100 @@
+//! `reconctl dlq list|replay` and `reconctl api-keys create`.
+
+use clap::{Args, Subcommand};
+use recon_queue::dead_letters;
+use recon_queue::topology::RetryDelays;
+use recon_queue::{Broker, BrokerConfig, Topology};
+use recon_store::api_keys::{self, Role};
+use secrecy::ExposeSecret;
+
+#[derive(Debug, Args)]
+pub struct Amqp {
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        hide_env_values = true,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_default_value = true
+    )]
+    amqp_url: String,
+    #[arg(long, env = "AMQP_PREFIX", default_value = "helcim-recon")]
+    amqp_prefix: String,
+    #[arg(long, env = "AMQP_RETRY_DELAYS", default_value = "5s,30s,2m,10m")]
+    amqp_retry_delays: RetryDelays,
+}
+
+impl Amqp {
+    pub fn broker(self) -> Broker {
+        let topology = Topology::new(&self.amqp_prefix).with_retry_delays(self.amqp_retry_delays.0);
+        Broker::new(BrokerConfig::new(self.amqp_url, topology, "reconctl"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// What is in the dead-letter queue, and why.
+    List {
+        #[command(flatten)]
+        amqp: Amqp,
+    },
+    /// Put dead letters back on the work queue (all, or one webhook id).
+    Replay {
+        #[arg(long)]
+        webhook_id: Option<String>,
+        #[command(flatten)]
+        amqp: Amqp,
+    },
+}
+
+pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List { amqp } => {
+            let broker = amqp.broker();
+            let letters = dead_letters::list(&broker).await?;
+            println!("{} dead letters", letters.len());
+            for letter in letters {
+                println!(
+                    "{}\t{}\t{}\t{}\treplays {}\t{}",
+                    letter.webhook_id,
+                    letter.account_id,
+                    letter.event_type,
+                    letter.object_id.unwrap_or_default(),
+                    letter.replays,
+                    letter.reason
+                );
+            }
+            broker.close().await;
+        }
+        DlqCommand::Replay { webhook_id, amqp } => {
+            let broker = amqp.broker();
+            let count = dead_letters::replay(&broker, webhook_id.as_deref()).await?;
+            println!("replayed {count} dead letters onto the work queue");
+            broker.close().await;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create a key; it is printed once, alone on the last line, and stored only hashed.
+    Create {
+        #[arg(long)]
+        role: Role,
+        /// Accounts in scope, comma-separated (required for partner keys).
+        #[arg(long, value_delimiter = ',')]
+        accounts: Option<Vec<String>>,
+    },
+}
+
+pub async fn run_api_keys(database_url: &str, command: ApiKeysCommand) -> anyhow::Result<()> {
+    let ApiKeysCommand::Create { role, accounts } = command;
+    let pool = recon_store::database::connect(database_url).await?;
+    let scope = accounts
+        .as_ref()
+        .map_or("every account".to_string(), |a| a.join(", "));
+    let key = api_keys::create(&pool, role, accounts).await?;
+    println!("created a {role} key for {scope}; send it as `Authorization: Bearer <key>`:");
+    println!("{}", key.expose_secret());
+    Ok(())
+}
