@@ -28,6 +28,16 @@ pub enum AccountsCommand {
     },
     /// List accounts; tokens show as fingerprints.
     List,
+    /// Set (or replace) an account's Helcim API token and partner token.
+    SetTokens {
+        account_id: String,
+        /// Environment variable holding the Helcim API token.
+        #[arg(long, value_name = "VAR")]
+        api_token_env: String,
+        /// Environment variable holding the partner token.
+        #[arg(long, value_name = "VAR")]
+        partner_token_env: Option<String>,
+    },
     /// Add a new verifier token beside the current ones; retire the old one once
     /// Helcim signs with the new.
     RotateVerifier {
@@ -103,6 +113,18 @@ pub async fn run(database_url: &str, command: AccountsCommand) -> anyhow::Result
                     account.active_verifiers.join(" ")
                 );
             }
+        }
+        AccountsCommand::SetTokens {
+            account_id,
+            api_token_env,
+            partner_token_env,
+        } => {
+            let api_token = from_env(&api_token_env)?;
+            let partner_token = partner_token_env.as_deref().map(from_env).transpose()?;
+            store
+                .upsert_tokens(&account_id, &api_token, partner_token.as_ref())
+                .await?;
+            println!("set the tokens of {account_id}");
         }
         AccountsCommand::RotateVerifier {
             account_id,
