@@ -14,10 +14,11 @@ test: services build
 	$(CARGO) test --workspace --lib --bins --tests
 	$(CARGO) test --workspace --doc
 
-## bench: throughput and latency figures, printed (release build; takes ~1 minute).
+## bench: throughput and latency figures, printed (release build; takes ~5 minutes).
 bench: services
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) bench -p recon-e2e --bench receiver
+	$(CARGO) bench -p recon-e2e --bench pipeline
 
 ## lint: formatting and clippy, as CI checks them.
 lint:
