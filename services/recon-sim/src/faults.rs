@@ -55,6 +55,9 @@ pub struct WebhookFaults {
     pub drop_rate: f64,
     /// Events are shuffled within windows of this many (0 or 1 keeps order).
     pub reorder_window: usize,
+    /// Share of events held back before their first attempt, by up to `delayMaxMs`.
+    pub delay_rate: f64,
+    pub delay_max_ms: u64,
 }
 
 /// What to do to one API request.

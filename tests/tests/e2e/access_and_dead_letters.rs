@@ -66,6 +66,22 @@ async fn a_dead_letter_is_replayed_into_the_ledger_and_the_api_respects_key_scop
     .unwrap();
     assert_eq!(status, "pending");
 
+    // Replayed while Helcim still does not show it: it fails again and comes back,
+    // not lost, its replay counted.
+    assert!(stack.reconctl(&["dlq", "replay"]).contains("replayed 1"));
+    let mut again = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        again = stack.reconctl(&["dlq", "list"]);
+        if again.starts_with("1 dead letters") {
+            break;
+        }
+    }
+    assert!(
+        again.starts_with("1 dead letters") && again.contains("replays 1"),
+        "{again}"
+    );
+
     // Helcim shows it now; the operator replays; it is reconciled once.
     stack.put_faults(json!({})).await;
     let replayed = stack.reconctl(&["dlq", "replay"]);

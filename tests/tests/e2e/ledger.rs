@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use helcim_client::mountain_time;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::stack::{Stack, StackOptions};
@@ -83,12 +83,12 @@ pub async fn assert_ledger_equals_truth(stack: &Stack) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_transactions_with_duplicates_and_reordering_are_each_recorded_once_and_correctly()
+async fn a_thousand_transactions_delivered_late_twice_and_out_of_order_are_each_recorded_once_and_served_correctly()
  {
     let stack = Stack::start(StackOptions {
         seed: 21,
         transactions_per_account: 500,
-        sim_faults: r#"{"webhooks":{"duplicateRate":0.1,"reorderWindow":20}}"#,
+        sim_faults: r#"{"webhooks":{"duplicateRate":0.1,"reorderWindow":20,"delayRate":0.05,"delayMaxMs":2000}}"#,
         worker_env: vec![],
     })
     .await;
@@ -155,6 +155,64 @@ async fn a_thousand_transactions_with_duplicates_and_reordering_are_each_recorde
         queues.lines().all(|l| l.trim_end().ends_with(" 0")),
         "nothing left queued:\n{queues}"
     );
-    let _ = Value::Null;
+    assert_api_answers_every_transaction(&stack, &truth).await;
     stack.finish().await;
+}
+
+/// The API returns every transaction as the truth has it.
+async fn assert_api_answers_every_transaction(stack: &Stack, truth: &Value) {
+    use futures::StreamExt;
+    let key = stack
+        .reconctl(&["api-keys", "create", "--role", "finance"])
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let transactions = truth["transactions"].as_array().unwrap();
+    let mismatches: Vec<String> = futures::stream::iter(transactions)
+        .map(|tx| {
+            let key = key.clone();
+            async move {
+                let url = format!(
+                    "{}/v1/accounts/{}/transactions/{}",
+                    stack.api_url,
+                    tx["accountId"].as_str().unwrap(),
+                    tx["transactionId"]
+                );
+                let body: Value = stack
+                    .http
+                    .get(url)
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let cents = tx["amountMinor"].as_i64().unwrap();
+                let expected = json!({
+                    "amount": format!("{}.{:02}", cents / 100, cents % 100),
+                    "currency": tx["currency"], "type": tx["type"], "status": tx["status"],
+                    "cardBatchId": tx["cardBatchId"], "reconciliation": "matched",
+                });
+                let actual = json!({
+                    "amount": body["amount"], "currency": body["currency"], "type": body["type"],
+                    "status": body["status"], "cardBatchId": body["cardBatchId"],
+                    "reconciliation": body["reconciliation"]["status"],
+                });
+                (expected != actual)
+                    .then(|| format!("{}: expected {expected}, got {actual}", tx["transactionId"]))
+            }
+        })
+        .buffer_unordered(16)
+        .filter_map(|m| async move { m })
+        .collect()
+        .await;
+    assert!(
+        mismatches.is_empty(),
+        "{} API answers differ, e.g. {:?}",
+        mismatches.len(),
+        mismatches.first()
+    );
 }

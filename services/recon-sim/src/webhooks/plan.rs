@@ -24,6 +24,8 @@ pub struct PlannedDelivery {
     pub body: String,
     /// True for the second delivery of an event already in the plan.
     pub duplicate: bool,
+    /// Held back this long before the first attempt (a late delivery).
+    pub delay_ms: u64,
 }
 
 /// The deliveries in sending order, and the events that will never be sent.
@@ -74,6 +76,13 @@ pub fn plan(activity: &Activity, faults: &WebhookFaults, seed: u64) -> Plan {
     if faults.reorder_window > 1 {
         for window in plan.deliveries.chunks_mut(faults.reorder_window) {
             window.shuffle(&mut rng);
+        }
+    }
+    if faults.delay_rate > 0.0 && faults.delay_max_ms > 0 {
+        for delivery in &mut plan.deliveries {
+            if rng.random_bool(faults.delay_rate.clamp(0.0, 1.0)) {
+                delivery.delay_ms = rng.random_range(1..=faults.delay_max_ms);
+            }
         }
     }
     if faults.duplicate_rate > 0.0 {
@@ -130,6 +139,7 @@ fn event(
         transaction_id,
         body,
         duplicate: false,
+        delay_ms: 0,
     }
 }
 
@@ -168,6 +178,8 @@ mod tests {
             duplicate_rate: 0.1,
             drop_rate: 0.05,
             reorder_window: 10,
+            delay_rate: 0.1,
+            delay_max_ms: 500,
         };
         let plan = plan(&activity, &faults, 1);
         let events = activity.transactions.len() + activity.terminal_cancels.len();
