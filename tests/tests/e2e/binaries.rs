@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// `target/<profile>/`, where cargo put this test and the binaries.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
@@ -104,4 +106,51 @@ pub async fn wait_until_healthy(url: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{url} did not become healthy within 30 s");
+}
+
+/// Migrates, then registers the simulator's accounts as an operator would: each with
+/// its first verifier token (and its API token, for a worker), any further token
+/// through `rotate-verifier`. Returns the accounts as `/sim/accounts` lists them.
+pub async fn register_sim_accounts(
+    sim_url: &str,
+    env: &[(&'static str, String)],
+    with_api_tokens: bool,
+) -> Vec<Value> {
+    let accounts: Vec<Value> = reqwest::get(format!("{sim_url}/sim/accounts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    run_ok("reconctl", &["migrate"], env);
+    for account in &accounts {
+        let id = account["accountId"].as_str().unwrap();
+        let tokens = account["verifierTokens"].as_array().unwrap();
+        let mut with_tokens = env.to_vec();
+        with_tokens.push(("VERIFIER", tokens[0].as_str().unwrap().to_string()));
+        let mut args = vec!["accounts", "add", id, "--verifier-token-env", "VERIFIER"];
+        if with_api_tokens {
+            with_tokens.push((
+                "API_TOKEN",
+                account["apiToken"].as_str().unwrap().to_string(),
+            ));
+            args.extend(["--api-token-env", "API_TOKEN"]);
+        }
+        run_ok("reconctl", &args, &with_tokens);
+        for token in &tokens[1..] {
+            with_tokens.push(("NEXT", token.as_str().unwrap().to_string()));
+            run_ok(
+                "reconctl",
+                &[
+                    "accounts",
+                    "rotate-verifier",
+                    id,
+                    "--verifier-token-env",
+                    "NEXT",
+                ],
+                &with_tokens,
+            );
+        }
+    }
+    accounts
 }

@@ -11,9 +11,8 @@ use recon_queue::{Topology, WebhookEnvelope};
 use recon_store::MasterKey;
 use recon_store::testing::TestDatabase;
 use secrecy::ExposeSecret;
-use serde_json::Value;
 
-use crate::binaries::{Running, free_port, run_ok, wait_until_healthy};
+use crate::binaries::{Running, free_port, register_sim_accounts, run_ok, wait_until_healthy};
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -56,41 +55,7 @@ async fn simulated_webhooks_reach_the_work_queue_through_the_receiver() {
         &[("SIM_FAULTS", faults.to_string())],
     );
     wait_until_healthy(&format!("http://{sim_addr}/healthz")).await;
-    let accounts: Vec<Value> = reqwest::get(format!("http://{sim_addr}/sim/accounts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-
-    // The operator adds each account with reconctl; the second token of a rotating
-    // account goes in with rotate-verifier.
-    run_ok("reconctl", &["migrate"], &env);
-    for account in &accounts {
-        let id = account["accountId"].as_str().unwrap();
-        let tokens = account["verifierTokens"].as_array().unwrap();
-        let mut with_token = env.clone();
-        with_token.push(("VERIFIER", tokens[0].as_str().unwrap().to_string()));
-        run_ok(
-            "reconctl",
-            &["accounts", "add", id, "--verifier-token-env", "VERIFIER"],
-            &with_token,
-        );
-        for token in &tokens[1..] {
-            with_token.push(("NEXT", token.as_str().unwrap().to_string()));
-            run_ok(
-                "reconctl",
-                &[
-                    "accounts",
-                    "rotate-verifier",
-                    id,
-                    "--verifier-token-env",
-                    "NEXT",
-                ],
-                &with_token,
-            );
-        }
-    }
+    let accounts = register_sim_accounts(&format!("http://{sim_addr}"), &env, false).await;
     let listing = run_ok("reconctl", &["accounts", "list"], &env);
     for account in &accounts {
         for token in account["verifierTokens"].as_array().unwrap() {

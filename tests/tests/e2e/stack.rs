@@ -9,7 +9,7 @@ use recon_store::testing::TestDatabase;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use crate::binaries::{Running, free_port, run_ok, wait_until_healthy};
+use crate::binaries::{Running, free_port, register_sim_accounts, run_ok, wait_until_healthy};
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -94,51 +94,7 @@ impl Stack {
         );
         let sim_url = format!("http://{sim_addr}");
         wait_until_healthy(&format!("{sim_url}/healthz")).await;
-        let accounts: Vec<Value> = reqwest::get(format!("{sim_url}/sim/accounts"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-
-        run_ok("reconctl", &["migrate"], &env);
-        for account in &accounts {
-            let id = account["accountId"].as_str().unwrap();
-            let tokens = account["verifierTokens"].as_array().unwrap();
-            let mut with_tokens = env.clone();
-            with_tokens.push(("VERIFIER", tokens[0].as_str().unwrap().to_string()));
-            with_tokens.push((
-                "API_TOKEN",
-                account["apiToken"].as_str().unwrap().to_string(),
-            ));
-            run_ok(
-                "reconctl",
-                &[
-                    "accounts",
-                    "add",
-                    id,
-                    "--verifier-token-env",
-                    "VERIFIER",
-                    "--api-token-env",
-                    "API_TOKEN",
-                ],
-                &with_tokens,
-            );
-            for token in &tokens[1..] {
-                with_tokens.push(("NEXT", token.as_str().unwrap().to_string()));
-                run_ok(
-                    "reconctl",
-                    &[
-                        "accounts",
-                        "rotate-verifier",
-                        id,
-                        "--verifier-token-env",
-                        "NEXT",
-                    ],
-                    &with_tokens,
-                );
-            }
-        }
+        let accounts = register_sim_accounts(&sim_url, &env, true).await;
         let mut receiver_env = env.clone();
         receiver_env.push(("RECEIVER_ADDR", receiver_addr.clone()));
         let receiver = Running::start("recon-receiver", &[], &receiver_env);
