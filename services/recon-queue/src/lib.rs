@@ -12,10 +12,12 @@ pub mod consumer;
 pub mod dead_letters;
 pub mod envelope;
 pub mod publisher;
+pub mod settings;
 pub mod topology;
 
 pub use broker::{Broker, BrokerConfig, PublishError};
 pub use consumer::{Deferred, Job, WorkConsumer};
 pub use envelope::WebhookEnvelope;
 pub use publisher::EnvelopePublisher;
+pub use settings::AmqpSettings;
 pub use topology::Topology;

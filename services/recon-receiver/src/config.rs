@@ -17,16 +17,8 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "RECEIVER_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// RabbitMQ URL (holds a password: set it in the environment, not on the command line).
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-          value_parser = secret, hide_env_values = true, hide_default_value = true)]
-    pub amqp_url: SecretString,
-    /// Prefix of the exchange and queue names.
-    #[arg(long, env = "AMQP_PREFIX", default_value = "helcim-recon")]
-    pub amqp_prefix: String,
-    /// Delays of the retry queues; every service sharing the prefix must agree.
-    #[arg(long, env = "AMQP_RETRY_DELAYS", default_value = "5s,30s,2m,10m")]
-    pub amqp_retry_delays: recon_queue::topology::RetryDelays,
+    #[command(flatten)]
+    pub amqp: recon_queue::AmqpSettings,
     /// AMQP channels publishing in parallel.
     #[arg(long, env = "AMQP_CHANNELS", default_value_t = 4)]
     pub amqp_channels: usize,
@@ -66,17 +58,13 @@ impl Settings {
     pub fn for_tests(amqp_prefix: &str) -> Self {
         let mut settings = Settings::parse_from(["recon-receiver"]);
         settings.addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        settings.amqp_prefix = amqp_prefix.to_string();
+        settings.amqp.prefix = amqp_prefix.to_string();
         settings.workers = 1;
         settings
     }
 
     pub fn confirm_timeout(&self) -> Duration {
         Duration::from_millis(self.amqp_confirm_timeout_ms)
-    }
-
-    pub fn amqp_url(&self) -> &str {
-        self.amqp_url.expose_secret()
     }
 
     /// Where accounts come from, per these settings.

@@ -9,7 +9,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
-use recon_queue::{Broker, BrokerConfig, EnvelopePublisher, Topology};
+use recon_queue::{Broker, EnvelopePublisher};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
@@ -85,12 +85,7 @@ impl Application {
             background.clone(),
         );
 
-        let mut broker_config = BrokerConfig::new(
-            settings.amqp_url(),
-            Topology::new(&settings.amqp_prefix)
-                .with_retry_delays(settings.amqp_retry_delays.0.clone()),
-            "recon-receiver",
-        );
+        let mut broker_config = settings.amqp.broker_config("recon-receiver");
         broker_config.channels = settings.amqp_channels.max(1);
         broker_config.confirm_timeout = settings.confirm_timeout();
         let broker = Arc::new(Broker::new(broker_config));

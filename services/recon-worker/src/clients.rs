@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use helcim_client::{
     AccountLimiter, AccountLimits, ApiToken, ClientConfig, HelcimClient, RetryPolicy,
@@ -17,8 +17,12 @@ pub struct HelcimClients {
     store: AccountStore,
     base_url: String,
     limits: AccountLimits,
-    clients: RwLock<HashMap<String, HelcimClient>>,
+    clients: RwLock<HashMap<String, (Instant, HelcimClient)>>,
 }
+
+/// How long a client's token is trusted before it is read again (a rotated API token
+/// takes effect within this, without a restart).
+const TOKEN_REFRESH: Duration = Duration::from_secs(300);
 
 /// Why there is no client for an account.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +47,23 @@ impl HelcimClients {
         }
     }
 
-    /// The account's client; an unknown account triggers a reload of the tokens.
+    /// The account's client; an unknown account, or a token read long ago, triggers a
+    /// reload of the tokens. The account's limiter survives the reload.
     pub async fn get(&self, account_id: &str) -> Result<HelcimClient, NoClient> {
-        if let Some(client) = self.clients.read().expect("lock poisoned").get(account_id) {
+        let cached = self
+            .clients
+            .read()
+            .expect("lock poisoned")
+            .get(account_id)
+            .cloned();
+        if let Some((built, client)) = &cached
+            && built.elapsed() < TOKEN_REFRESH
+        {
             return Ok(client.clone());
         }
+        let limiter = cached
+            .map(|(_, client)| Arc::clone(client.limiter()))
+            .unwrap_or_else(|| Arc::new(AccountLimiter::new(self.limits)));
         let tokens = self
             .store
             .api_tokens()
@@ -73,12 +89,10 @@ impl HelcimClients {
                 max_delay: Duration::from_secs(2),
                 request_timeout: Duration::from_secs(20),
             })
-            .with_limiter(Arc::new(AccountLimiter::new(self.limits)));
+            .with_limiter(limiter);
         let client = HelcimClient::new(config).map_err(|e| unusable(e.to_string()))?;
         let mut clients = self.clients.write().expect("lock poisoned");
-        Ok(clients
-            .entry(account_id.to_string())
-            .or_insert(client)
-            .clone())
+        clients.insert(account_id.to_string(), (Instant::now(), client.clone()));
+        Ok(client)
     }
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use recon_common::telemetry::LogFormat;
-use recon_queue::topology::RetryDelays;
 use secrecy::{ExposeSecret, SecretString};
 
 /// recon-worker: fetches what webhooks announce from Helcim and records it in Postgres.
@@ -18,14 +17,8 @@ pub struct Settings {
     /// Postgres (the ledger and the accounts).
     #[arg(long, env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
     pub database_url: SecretString,
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-          value_parser = secret, hide_env_values = true, hide_default_value = true)]
-    pub amqp_url: SecretString,
-    #[arg(long, env = "AMQP_PREFIX", default_value = "helcim-recon")]
-    pub amqp_prefix: String,
-    /// Delays of the retry queues; every service sharing the prefix must agree.
-    #[arg(long, env = "AMQP_RETRY_DELAYS", default_value = "5s,30s,2m,10m")]
-    pub amqp_retry_delays: RetryDelays,
+    #[command(flatten)]
+    pub amqp: recon_queue::AmqpSettings,
     /// Messages processed at once (the unacknowledged limit).
     #[arg(long, env = "WORKER_PREFETCH", default_value_t = 64)]
     pub prefetch: u16,
@@ -69,10 +62,6 @@ fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
 impl Settings {
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
-    }
-
-    pub fn amqp_url(&self) -> &str {
-        self.amqp_url.expose_secret()
     }
 
     pub fn open_batch_refresh(&self) -> Duration {

@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     telemetry::init(settings.log_format);
     let worker = Worker::build(&settings).await?;
-    tracing::info!(port = worker.port(), prefix = %settings.amqp_prefix, "recon-worker is starting");
+    tracing::info!(port = worker.port(), prefix = %settings.amqp.prefix, "recon-worker is starting");
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {

@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use helcim_client::AccountLimits;
-use recon_queue::{Broker, BrokerConfig, Topology};
+use recon_queue::Broker;
 use recon_store::{AccountStore, SecretCipher};
 use serde_json::json;
 use sqlx::PgPool;
@@ -64,9 +64,7 @@ impl Worker {
             settings.open_batch_refresh(),
         ));
 
-        let topology = Topology::new(&settings.amqp_prefix)
-            .with_retry_delays(settings.amqp_retry_delays.0.clone());
-        let mut broker_config = BrokerConfig::new(settings.amqp_url(), topology, "recon-worker");
+        let mut broker_config = settings.amqp.broker_config("recon-worker");
         broker_config.channels = 2;
         let broker = Arc::new(Broker::new(broker_config));
         if let Err(error) = broker.connect().await {

@@ -2,31 +2,19 @@
 
 use clap::{Args, Subcommand};
 use recon_queue::dead_letters;
-use recon_queue::topology::RetryDelays;
-use recon_queue::{Broker, BrokerConfig, Topology};
+use recon_queue::{AmqpSettings, Broker};
 use recon_store::api_keys::{self, Role};
 use secrecy::ExposeSecret;
 
 #[derive(Debug, Args)]
 pub struct Amqp {
-    #[arg(
-        long,
-        env = "AMQP_URL",
-        hide_env_values = true,
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-        hide_default_value = true
-    )]
-    amqp_url: String,
-    #[arg(long, env = "AMQP_PREFIX", default_value = "helcim-recon")]
-    amqp_prefix: String,
-    #[arg(long, env = "AMQP_RETRY_DELAYS", default_value = "5s,30s,2m,10m")]
-    amqp_retry_delays: RetryDelays,
+    #[command(flatten)]
+    settings: AmqpSettings,
 }
 
 impl Amqp {
     pub fn broker(self) -> Broker {
-        let topology = Topology::new(&self.amqp_prefix).with_retry_delays(self.amqp_retry_delays.0);
-        Broker::new(BrokerConfig::new(self.amqp_url, topology, "reconctl"))
+        Broker::new(self.settings.broker_config("reconctl"))
     }
 }
 

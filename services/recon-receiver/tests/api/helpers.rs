@@ -48,7 +48,7 @@ pub fn unique_prefix() -> String {
 pub async fn spawn_receiver(options: Options) -> TestReceiver {
     let prefix = unique_prefix();
     let mut settings = Settings::for_tests(&prefix);
-    settings.amqp_url = options.amqp_url.clone().into();
+    settings.amqp.url = options.amqp_url.clone().into();
     settings.amqp_confirm_timeout_ms = options.confirm_timeout_ms;
     let tokens = format!("{TOKEN_NEW} {TOKEN_OLD}");
     let sources: Vec<Box<dyn AccountSource>> =
