@@ -31,15 +31,27 @@ impl Ledger {
         &self.pool
     }
 
-    /// Records that the delivery arrived (again). Returns true when its work was
+    /// Records that the delivery arrived (again) and, for a transaction it announces,
+    /// a `pending` row, in one round trip. Returns true when the delivery's work was
     /// already committed: a duplicate, to acknowledge and skip.
-    pub async fn record_delivery(&self, envelope: &WebhookEnvelope) -> Result<bool, sqlx::Error> {
+    pub async fn record_delivery(
+        &self,
+        envelope: &WebhookEnvelope,
+        announced: Option<u64>,
+    ) -> Result<bool, sqlx::Error> {
         let processed: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "INSERT INTO webhook_deliveries
-                 (account_id, webhook_id, event_type, object_id, helcim_timestamp, received_at, raw_body, request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (account_id, webhook_id) DO UPDATE SET attempts = webhook_deliveries.attempts + 1
-             RETURNING processed_at",
+            "WITH delivery AS (
+                 INSERT INTO webhook_deliveries
+                     (account_id, webhook_id, event_type, object_id, helcim_timestamp, received_at, raw_body, request_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (account_id, webhook_id) DO UPDATE SET attempts = webhook_deliveries.attempts + 1
+                 RETURNING processed_at
+             ), pending AS (
+                 INSERT INTO card_transactions (account_id, transaction_id)
+                 SELECT $1, $9 WHERE $9 IS NOT NULL
+                 ON CONFLICT (account_id, transaction_id) DO NOTHING
+             )
+             SELECT processed_at FROM delivery",
         )
         .bind(&envelope.account_id)
         .bind(&envelope.webhook_id)
@@ -49,6 +61,7 @@ impl Ledger {
         .bind(micros(envelope.received_at_micros))
         .bind(&envelope.raw_body)
         .bind(&envelope.request_id)
+        .bind(announced.map(|id| id as i64))
         .fetch_one(&self.pool)
         .await?;
         Ok(processed.is_some())

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use helcim_client::{CardBatch, CardBatchId, HelcimClient, HelcimError, TransactionId};
+use helcim_client::{CardBatch, CardBatchId, Currency, HelcimClient, HelcimError, TransactionId};
 use recon_queue::WebhookEnvelope;
 
 use crate::clients::{HelcimClients, NoClient};
@@ -47,7 +47,15 @@ impl Processor {
     }
 
     pub async fn process(&self, envelope: &WebhookEnvelope) -> Fate {
-        let already_done = match self.ledger.record_delivery(envelope).await {
+        let announced = (envelope.event_type == "cardTransaction")
+            .then(|| {
+                envelope
+                    .object_id
+                    .as_deref()
+                    .and_then(|id| id.trim().parse::<u64>().ok())
+            })
+            .flatten();
+        let already_done = match self.ledger.record_delivery(envelope, announced).await {
             Ok(done) => done,
             Err(error) => return Fate::Retry(format!("database: {error}")),
         };
@@ -105,8 +113,7 @@ impl Processor {
         };
         let batch_currency = match tx.card_batch_id {
             Some(batch_id) => self
-                .ledger
-                .batch_currency(account, batch_id.0)
+                .batch_currency(account, batch_id)
                 .await
                 .map_err(database)?,
             None => None,
@@ -116,7 +123,30 @@ impl Processor {
         self.ledger
             .store(envelope, &tx, fetched, &reconciliation)
             .await
-            .map_err(database)
+            .map_err(database)?;
+        if let (Some(batch_id), None) = (tx.card_batch_id, batch_currency) {
+            // The first stored transaction set the batch's currency in the ledger.
+            self.batches
+                .set_currency(account, batch_id, tx.amount.currency);
+        }
+        Ok(())
+    }
+
+    /// The batch's currency in the ledger: remembered once known (it never changes),
+    /// read from Postgres otherwise.
+    async fn batch_currency(
+        &self,
+        account: &str,
+        id: CardBatchId,
+    ) -> Result<Option<Currency>, sqlx::Error> {
+        if let Some(currency) = self.batches.currency(account, id) {
+            return Ok(Some(currency));
+        }
+        let currency = self.ledger.batch_currency(account, id.0).await?;
+        if let Some(currency) = currency {
+            self.batches.set_currency(account, id, currency);
+        }
+        Ok(currency)
     }
 
     /// The batch, from the cache when closed (closed batches do not change) or
@@ -154,11 +184,12 @@ fn helcim_fate(error: HelcimError, what: &str) -> Fate {
     }
 }
 
-/// Batches fetched recently, per account.
+/// Batches fetched recently, and the ledger's currency of each, per account.
 #[derive(Debug)]
 struct BatchCache {
     open_refresh: Duration,
     entries: Mutex<HashMap<(String, CardBatchId), (Instant, CardBatch)>>,
+    currencies: Mutex<HashMap<(String, CardBatchId), Currency>>,
 }
 
 impl BatchCache {
@@ -166,6 +197,7 @@ impl BatchCache {
         BatchCache {
             open_refresh,
             entries: Mutex::new(HashMap::new()),
+            currencies: Mutex::new(HashMap::new()),
         }
     }
 
@@ -173,6 +205,22 @@ impl BatchCache {
         let entries = self.entries.lock().expect("lock poisoned");
         let (fetched, batch) = entries.get(&(account.to_string(), id))?;
         (batch.closed || fetched.elapsed() < self.open_refresh).then(|| batch.clone())
+    }
+
+    fn currency(&self, account: &str, id: CardBatchId) -> Option<Currency> {
+        self.currencies
+            .lock()
+            .expect("lock poisoned")
+            .get(&(account.to_string(), id))
+            .copied()
+    }
+
+    fn set_currency(&self, account: &str, id: CardBatchId, currency: Currency) {
+        let mut currencies = self.currencies.lock().expect("lock poisoned");
+        if currencies.len() > 50_000 {
+            currencies.clear();
+        }
+        currencies.insert((account.to_string(), id), currency);
     }
 
     fn put(&self, account: &str, batch: CardBatch) {
