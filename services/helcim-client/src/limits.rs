@@ -49,6 +49,19 @@ impl Default for AccountLimits {
     }
 }
 
+/// A token bucket that never lets more than `limit` requests into any `window`, sliding
+/// or fixed: a burst of a tenth of the budget, and the rest spread evenly. (A plain
+/// "100 per minute" bucket starts full and refills while it drains, so it can pass
+/// almost 200 within one minute, and Helcim answers the excess with 429.)
+pub fn window_quota(limit: NonZeroU32, window: Duration) -> Quota {
+    let burst = (limit.get() / 10).max(1);
+    let steady = (limit.get() - burst).max(1);
+    let period = window / steady;
+    Quota::with_period(period)
+        .expect("a window divided by a bounded count is not zero")
+        .allow_burst(NonZeroU32::new(burst).expect("at least one"))
+}
+
 /// The last remaining budget Helcim reported in its response headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Remaining {
@@ -75,10 +88,10 @@ impl AccountLimiter {
             in_flight: Semaphore::new(limits.max_in_flight.max(1)),
             per_minute: limits
                 .per_minute
-                .map(|n| RateLimiter::direct(Quota::per_minute(n))),
+                .map(|n| RateLimiter::direct(window_quota(n, Duration::from_secs(60)))),
             per_hour: limits
                 .per_hour
-                .map(|n| RateLimiter::direct(Quota::per_hour(n))),
+                .map(|n| RateLimiter::direct(window_quota(n, Duration::from_secs(3600)))),
             paused_until: Mutex::new(None),
             remaining: Mutex::new(Remaining::default()),
         }
@@ -191,21 +204,66 @@ mod tests {
         assert_eq!(limiter.remaining().hour, Some(10));
     }
 
+    /// Drives a limiter on a fake clock, trying a request every 10 ms for `seconds`, and
+    /// returns the most let through in any `window`.
+    fn most_in_any_window(quota: Quota, window: Duration, seconds: u64) -> usize {
+        use governor::clock::FakeRelativeClock;
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::direct_with_clock(quota, clock.clone());
+        let step = Duration::from_millis(10);
+        let mut passed: Vec<Duration> = Vec::new();
+        let mut now = Duration::ZERO;
+        while now < Duration::from_secs(seconds) {
+            if limiter.check().is_ok() {
+                passed.push(now);
+            }
+            clock.advance(step);
+            now += step;
+        }
+        let mut most = 0;
+        let mut start = 0;
+        for end in 0..passed.len() {
+            while passed[end] - passed[start] >= window {
+                start += 1;
+            }
+            most = most.max(end - start + 1);
+        }
+        most
+    }
+
+    #[test]
+    fn no_minute_ever_sees_more_than_100_requests() {
+        let minute = Duration::from_secs(60);
+        let quota = window_quota(NonZeroU32::new(100).unwrap(), minute);
+        let most = most_in_any_window(quota, minute, 600);
+        assert!(
+            (95..=100).contains(&most),
+            "{most}: within the budget, and using nearly all of it"
+        );
+        // What a plain per-minute bucket would have allowed:
+        let naive = Quota::per_minute(NonZeroU32::new(100).unwrap());
+        assert!(most_in_any_window(naive, minute, 600) > 150);
+    }
+
+    #[test]
+    fn no_hour_ever_sees_more_than_3000_requests() {
+        let hour = Duration::from_secs(3600);
+        let quota = window_quota(NonZeroU32::new(3000).unwrap(), hour);
+        assert!(most_in_any_window(quota, hour, 3 * 3600) <= 3000);
+    }
+
     #[tokio::test]
     async fn the_minute_budget_holds_requests_after_the_burst() {
+        // 20 a minute: a burst of 2, then one every 3.3 s.
         let limiter = AccountLimiter::new(AccountLimits {
-            per_minute: NonZeroU32::new(2),
+            per_minute: NonZeroU32::new(20),
             ..AccountLimits::unlimited()
         });
         for _ in 0..2 {
             let burst = tokio::time::timeout(Duration::from_millis(200), limiter.acquire()).await;
-            assert!(burst.is_ok(), "the first two pass at once");
+            assert!(burst.is_ok(), "the burst passes at once");
         }
-        // The third must wait about 30 s for the bucket to refill.
         let third = tokio::time::timeout(Duration::from_millis(200), limiter.acquire()).await;
-        assert!(
-            third.is_err(),
-            "a third request within the minute must wait"
-        );
+        assert!(third.is_err(), "a third request must wait for the bucket");
     }
 }
