@@ -18,6 +18,9 @@ pub struct HelcimClients {
     base_url: String,
     limits: AccountLimits,
     clients: RwLock<HashMap<String, (Instant, HelcimClient)>>,
+    /// One limiter per account for the life of the process: clients built at the
+    /// same moment (many jobs start at once) must still share one budget.
+    limiters: std::sync::Mutex<HashMap<String, Arc<AccountLimiter>>>,
 }
 
 /// How long a client's token is trusted before it is read again (a rotated API token
@@ -44,11 +47,12 @@ impl HelcimClients {
             base_url: base_url.to_string(),
             limits,
             clients: RwLock::new(HashMap::new()),
+            limiters: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// The account's client; an unknown account, or a token read long ago, triggers a
-    /// reload of the tokens. The account's limiter survives the reload.
+    /// reload of the tokens. Every client of an account spends from its one limiter.
     pub async fn get(&self, account_id: &str) -> Result<HelcimClient, NoClient> {
         let cached = self
             .clients
@@ -61,9 +65,13 @@ impl HelcimClients {
         {
             return Ok(client.clone());
         }
-        let limiter = cached
-            .map(|(_, client)| Arc::clone(client.limiter()))
-            .unwrap_or_else(|| Arc::new(AccountLimiter::new(self.limits)));
+        let limiter = Arc::clone(
+            self.limiters
+                .lock()
+                .expect("lock poisoned")
+                .entry(account_id.to_string())
+                .or_insert_with(|| Arc::new(AccountLimiter::new(self.limits))),
+        );
         let tokens = self
             .store
             .api_tokens()

@@ -1,5 +1,6 @@
 //! The receiver over HTTP against the real RabbitMQ, with its own queue names per test.
 
+mod accounts_from_database;
 mod broker_outage;
 mod helpers;
 mod receiving;
