@@ -67,23 +67,6 @@ impl Ledger {
         Ok(processed.is_some())
     }
 
-    /// The transaction is known to exist but not fetched yet: a `pending` row.
-    pub async fn note_pending(
-        &self,
-        account_id: &str,
-        transaction_id: u64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO card_transactions (account_id, transaction_id) VALUES ($1, $2)
-             ON CONFLICT (account_id, transaction_id) DO NOTHING",
-        )
-        .bind(account_id)
-        .bind(transaction_id as i64)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// The currency the ledger holds for a batch (that of its first transaction).
     pub async fn batch_currency(
         &self,

@@ -4,7 +4,7 @@
 //! reason).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use helcim_client::{CardBatch, CardBatchId, Currency, HelcimClient, HelcimError, TransactionId};
@@ -93,10 +93,6 @@ impl Processor {
     ) -> Result<(), Fate> {
         let account = envelope.account_id.as_str();
         let database = |e: sqlx::Error| Fate::Retry(format!("database: {e}"));
-        self.ledger
-            .note_pending(account, id.0)
-            .await
-            .map_err(database)?;
         let client = self.clients.get(account).await.map_err(|e| match e {
             // The operator may be adding the token right now: retry, then dead-letter.
             NoClient::NoToken(_) | NoClient::Store(_) => Fate::Retry(e.to_string()),
@@ -107,9 +103,17 @@ impl Processor {
             .card_transaction(id)
             .await
             .map_err(|e| helcim_fate(e, "the transaction"))?;
-        let (batch, fetched_now) = match tx.card_batch_id {
+        let FetchedBatch {
+            batch,
+            fetched_now,
+            gate,
+        } = match tx.card_batch_id {
             Some(batch_id) => self.batch(account, &client, batch_id).await?,
-            None => (None, false),
+            None => FetchedBatch {
+                batch: None,
+                fetched_now: false,
+                gate: None,
+            },
         };
         let batch_currency = match tx.card_batch_id {
             Some(batch_id) => self
@@ -124,6 +128,11 @@ impl Processor {
             .store(envelope, &tx, fetched, &reconciliation)
             .await
             .map_err(database)?;
+        if let Some(stored) = fetched {
+            // Cached only once stored, so a failed commit leaves no batch unwritten.
+            self.batches.put(account, stored.clone());
+        }
+        drop(gate);
         if let (Some(batch_id), None) = (tx.card_batch_id, batch_currency) {
             // The first stored transaction set the batch's currency in the ledger.
             self.batches
@@ -150,26 +159,53 @@ impl Processor {
     }
 
     /// The batch, from the cache when closed (closed batches do not change) or
-    /// recently fetched; otherwise from Helcim. `(None, _)`: Helcim does not know it.
+    /// recently stored; otherwise from Helcim. `(None, ..)`: Helcim does not know it.
+    /// A fetch holds the batch's gate, returned to the caller and kept until the batch
+    /// is stored: jobs that arrive together wait and then take the cached answer,
+    /// rather than each spending a call of the account's budget.
     async fn batch(
         &self,
         account: &str,
         client: &HelcimClient,
         id: CardBatchId,
-    ) -> Result<(Option<CardBatch>, bool), Fate> {
+    ) -> Result<FetchedBatch, Fate> {
         if let Some(batch) = self.batches.get(account, id) {
-            return Ok((Some(batch), false));
+            return Ok(FetchedBatch {
+                batch: Some(batch),
+                fetched_now: false,
+                gate: None,
+            });
+        }
+        let gate = self.batches.gate(account, id).lock_owned().await;
+        if let Some(batch) = self.batches.get(account, id) {
+            return Ok(FetchedBatch {
+                batch: Some(batch),
+                fetched_now: false,
+                gate: None,
+            });
         }
         metrics::counter!("worker_helcim_calls_total", "call" => "card_batch").increment(1);
         match client.card_batch(id).await {
-            Ok(batch) => {
-                self.batches.put(account, batch.clone());
-                Ok((Some(batch), true))
-            }
-            Err(error) if error.is_not_found() => Ok((None, false)),
+            Ok(batch) => Ok(FetchedBatch {
+                batch: Some(batch),
+                fetched_now: true,
+                gate: Some(gate),
+            }),
+            Err(error) if error.is_not_found() => Ok(FetchedBatch {
+                batch: None,
+                fetched_now: false,
+                gate: None,
+            }),
             Err(error) => Err(helcim_fate(error, "the card batch")),
         }
     }
+}
+
+/// A batch for one job, and (when fetched now) the gate held until it is stored.
+struct FetchedBatch {
+    batch: Option<CardBatch>,
+    fetched_now: bool,
+    gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// Transient Helcim failures (and a transaction not visible yet) are retried;
@@ -184,12 +220,16 @@ fn helcim_fate(error: HelcimError, what: &str) -> Fate {
     }
 }
 
+/// Serialises the fetches of one batch.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// Batches fetched recently, and the ledger's currency of each, per account.
 #[derive(Debug)]
 struct BatchCache {
     open_refresh: Duration,
     entries: Mutex<HashMap<(String, CardBatchId), (Instant, CardBatch)>>,
     currencies: Mutex<HashMap<(String, CardBatchId), Currency>>,
+    gates: Mutex<HashMap<(String, CardBatchId), Gate>>,
 }
 
 impl BatchCache {
@@ -198,7 +238,17 @@ impl BatchCache {
             open_refresh,
             entries: Mutex::new(HashMap::new()),
             currencies: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The lock that serialises fetches of one batch.
+    fn gate(&self, account: &str, id: CardBatchId) -> Gate {
+        let mut gates = self.gates.lock().expect("lock poisoned");
+        if gates.len() > 50_000 {
+            gates.clear();
+        }
+        Arc::clone(gates.entry((account.to_string(), id)).or_default())
     }
 
     fn get(&self, account: &str, id: CardBatchId) -> Option<CardBatch> {
