@@ -88,10 +88,6 @@ impl WorkConsumer {
         let tag = self.consumer.tag();
         let _ = self.channel.basic_cancel(tag, Default::default()).await;
     }
-
-    pub fn is_open(&self) -> bool {
-        self.channel.status().connected()
-    }
 }
 
 /// One message from the work queue.

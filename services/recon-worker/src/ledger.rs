@@ -27,10 +27,6 @@ impl Ledger {
         Ledger { pool }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Records that the delivery arrived (again) and, for a transaction it announces,
     /// a `pending` row, in one round trip. Returns true when the delivery's work was
     /// already committed: a duplicate, to acknowledge and skip.

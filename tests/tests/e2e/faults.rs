@@ -99,11 +99,7 @@ async fn after_a_killed_worker_api_errors_and_a_database_outage_the_ledger_equal
     assert_eq!(unprocessed, 0, "nothing stuck");
     // Give late retries a moment to drain, then nothing may be waiting anywhere.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let queues = stack.reconctl(&["queues"]);
-    assert!(
-        queues.lines().all(|l| l.trim_end().ends_with(" 0")),
-        "nothing left queued or dead-lettered:\n{queues}"
-    );
+    stack.assert_nothing_queued();
     let api = stack.sim_json("/sim/stats").await;
     assert!(
         api["api"]["byStatus"]["503"].as_i64().unwrap_or(0) > 0,

@@ -150,11 +150,7 @@ async fn a_thousand_transactions_delivered_late_twice_and_out_of_order_are_each_
             batch["stats"]["countTotal"].as_i64()
         );
     }
-    let queues = stack.reconctl(&["queues"]);
-    assert!(
-        queues.lines().all(|l| l.trim_end().ends_with(" 0")),
-        "nothing left queued:\n{queues}"
-    );
+    stack.assert_nothing_queued();
     assert_api_answers_every_transaction(&stack, &truth).await;
     stack.finish().await;
 }

@@ -8,11 +8,10 @@ use lapin::options::BasicGetOptions;
 use lapin::{Connection, ConnectionProperties};
 use rand::Rng;
 use recon_queue::{Topology, WebhookEnvelope};
-use recon_store::MasterKey;
 use recon_store::testing::TestDatabase;
-use secrecy::ExposeSecret;
 
 use crate::binaries::{Running, free_port, register_sim_accounts, run_ok, wait_until_healthy};
+use crate::stack::base_env;
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -20,15 +19,7 @@ const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 async fn simulated_webhooks_reach_the_work_queue_through_the_receiver() {
     let db = TestDatabase::create().await;
     let prefix = format!("e2e-{:012x}", rand::rng().random::<u64>() >> 16);
-    let env = vec![
-        ("DATABASE_URL", db.url.clone()),
-        (
-            "RECON_MASTER_KEY",
-            MasterKey::generate().expose_secret().to_string(),
-        ),
-        ("AMQP_URL", AMQP_URL.to_string()),
-        ("AMQP_PREFIX", prefix.clone()),
-    ];
+    let env = base_env(&db, &prefix);
 
     let sim_addr = format!("127.0.0.1:{}", free_port());
     let receiver_addr = format!("127.0.0.1:{}", free_port());

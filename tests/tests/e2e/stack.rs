@@ -44,19 +44,13 @@ impl Stack {
         let receiver_addr = format!("127.0.0.1:{}", free_port());
         let worker_addr = format!("127.0.0.1:{}", free_port());
         let api_addr = format!("127.0.0.1:{}", free_port());
-        let env = vec![
-            ("DATABASE_URL", db.url.clone()),
-            (
-                "RECON_MASTER_KEY",
-                MasterKey::generate().expose_secret().to_string(),
-            ),
-            ("AMQP_URL", AMQP_URL.to_string()),
-            ("AMQP_PREFIX", prefix.clone()),
+        let mut env = base_env(&db, &prefix);
+        env.extend([
             ("AMQP_RETRY_DELAYS", "200ms,500ms,1s".to_string()),
             ("HELCIM_API_BASE_URL", format!("http://{sim_addr}/v2")),
             ("HELCIM_LIMITS", "unlimited".to_string()),
             ("RUST_LOG", "warn".to_string()),
-        ];
+        ]);
         let webhook_url = format!("http://{receiver_addr}/webhooks/helcim/{{account_id}}");
         let (seed, per_account) = (
             options.seed.to_string(),
@@ -193,6 +187,15 @@ impl Stack {
         panic!("{what}: still {last} after {within:?}");
     }
 
+    /// Nothing waits in any queue: work, retries or dead letters.
+    pub fn assert_nothing_queued(&self) {
+        let queues = self.reconctl(&["queues"]);
+        assert!(
+            queues.lines().all(|l| l.trim_end().ends_with(" 0")),
+            "nothing may be left queued or dead-lettered:\n{queues}"
+        );
+    }
+
     pub fn reconctl(&self, args: &[&str]) -> String {
         run_ok("reconctl", args, &self.env)
     }
@@ -223,6 +226,19 @@ impl Stack {
         topology.delete(&connection).await.unwrap();
         db.drop_now().await;
     }
+}
+
+/// What every binary of one test needs: its own database, master key and queue prefix.
+pub fn base_env(db: &TestDatabase, prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db.url.clone()),
+        (
+            "RECON_MASTER_KEY",
+            MasterKey::generate().expose_secret().to_string(),
+        ),
+        ("AMQP_URL", AMQP_URL.to_string()),
+        ("AMQP_PREFIX", prefix.to_string()),
+    ]
 }
 
 fn start_worker(
