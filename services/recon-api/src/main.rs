@@ -1,4 +1,4 @@
-//! `recon-api`: see `recon-api --help` and the README.
+//! `recon-api`: see `recon-api --help` and docs/api.md.
 
 use clap::Parser;
 use recon_api::{Settings, build};

@@ -1,4 +1,4 @@
-//! `recon-receiver`: see `recon-receiver --help` and the README.
+//! `recon-receiver`: see `recon-receiver --help` and docs/receiver.md.
 
 use clap::Parser;
 use recon_common::telemetry;

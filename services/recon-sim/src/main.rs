@@ -1,5 +1,5 @@
 //! `recon-sim`: serves a simulated Helcim API and delivers signed webhooks. See
-//! `recon-sim --help` and the README's "Simulator" section.
+//! `recon-sim --help` and docs/simulator.md.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! `recon-worker`: see `recon-worker --help` and the README.
+//! `recon-worker`: see `recon-worker --help` and docs/worker.md.
 
 use clap::Parser;
 use recon_common::telemetry;
