@@ -37,6 +37,18 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     pub fn new(base_url: &str, token: ApiToken) -> Result<Self, HelcimError> {
+        Ok(ClientConfig {
+            base_url: Self::check_base_url(base_url)?,
+            token,
+            retry: RetryPolicy::default(),
+            limiter: None,
+            max_retry_after: MAX_RETRY_AFTER,
+        })
+    }
+
+    /// Parses and checks `HELCIM_API_BASE_URL` (a URL paths can be appended to; https,
+    /// or http to this machine only), so a service can refuse a bad one at startup.
+    pub fn check_base_url(base_url: &str) -> Result<Url, HelcimError> {
         let base_url = Url::parse(base_url).map_err(|e| {
             HelcimError::Configuration(format!(
                 "HELCIM_API_BASE_URL {base_url:?} is not a URL ({e}); it should look like \
@@ -49,13 +61,7 @@ impl ClientConfig {
             )));
         }
         check_transport(&base_url)?;
-        Ok(ClientConfig {
-            base_url,
-            token,
-            retry: RetryPolicy::default(),
-            limiter: None,
-            max_retry_after: MAX_RETRY_AFTER,
-        })
+        Ok(base_url)
     }
 
     /// Changes the cap on `Retry-After` (tests use a short one).

@@ -113,6 +113,9 @@ async fn plain_http_to_a_host_that_is_not_this_machine_is_refused_with_a_clear_e
         "{error}"
     );
     assert!(!error.contains(TOKEN));
+    // The worker checks it at startup with the same rule.
+    assert!(ClientConfig::check_base_url("http://10.1.2.3:8070/v2").is_err());
+    assert!(ClientConfig::check_base_url("http://127.0.0.1:8070/v2").is_ok());
 }
 
 #[tokio::test]
