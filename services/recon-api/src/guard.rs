@@ -49,7 +49,6 @@ struct Miss {
 }
 
 /// Checks presented keys (see the module documentation).
-#[derive(Debug)]
 pub struct Authenticator {
     pool: PgPool,
     failures: DefaultKeyedRateLimiter<IpAddr>,
@@ -57,6 +56,17 @@ pub struct Authenticator {
     misses: Mutex<HashMap<[u8; 32], Miss>>,
     last_use: Mutex<HashMap<i64, Instant>>,
     lookups: AtomicU64,
+}
+
+impl std::fmt::Debug for Authenticator {
+    /// Counts only: the caches hold hashes of presented keys, which have no place in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("lookups", &self.lookups())
+            .field("remembered_misses", &lock(&self.misses).len())
+            .field("blocked_addresses", &lock(&self.blocked).len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
