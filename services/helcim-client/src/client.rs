@@ -17,6 +17,10 @@ use crate::{AccountLimiter, AccountLimits, ApiToken, HelcimError, RetryPolicy};
 /// Helcim's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.helcim.com/v2";
 
+/// The longest a `Retry-After` may make a call wait: a larger value (a misbehaving
+/// proxy, or `Retry-After: 100000`) is cut to this so one answer cannot stall a worker.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// Everything a [`HelcimClient`] needs.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -27,10 +31,24 @@ pub struct ClientConfig {
     /// The account's limiter. Clients of the same merchant account must share one;
     /// `None` makes a fresh one with [`AccountLimits::HELCIM`].
     pub limiter: Option<Arc<AccountLimiter>>,
+    /// The cap on a server's `Retry-After` ([`MAX_RETRY_AFTER`] unless changed).
+    pub max_retry_after: Duration,
 }
 
 impl ClientConfig {
     pub fn new(base_url: &str, token: ApiToken) -> Result<Self, HelcimError> {
+        Ok(ClientConfig {
+            base_url: Self::check_base_url(base_url)?,
+            token,
+            retry: RetryPolicy::default(),
+            limiter: None,
+            max_retry_after: MAX_RETRY_AFTER,
+        })
+    }
+
+    /// Parses and checks `HELCIM_API_BASE_URL` (a URL paths can be appended to; https,
+    /// or http to this machine only), so a service can refuse a bad one at startup.
+    pub fn check_base_url(base_url: &str) -> Result<Url, HelcimError> {
         let base_url = Url::parse(base_url).map_err(|e| {
             HelcimError::Configuration(format!(
                 "HELCIM_API_BASE_URL {base_url:?} is not a URL ({e}); it should look like \
@@ -42,12 +60,14 @@ impl ClientConfig {
                 "HELCIM_API_BASE_URL {base_url} cannot have paths appended"
             )));
         }
-        Ok(ClientConfig {
-            base_url,
-            token,
-            retry: RetryPolicy::default(),
-            limiter: None,
-        })
+        check_transport(&base_url)?;
+        Ok(base_url)
+    }
+
+    /// Changes the cap on `Retry-After` (tests use a short one).
+    pub fn with_max_retry_after(mut self, cap: Duration) -> Self {
+        self.max_retry_after = cap;
+        self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -62,6 +82,35 @@ impl ClientConfig {
 
     pub fn with_limits(self, limits: AccountLimits) -> Self {
         self.with_limiter(Arc::new(AccountLimiter::new(limits)))
+    }
+}
+
+/// The API token travels in a header on every request, so it may only cross the
+/// network encrypted: `https` always, plain `http` only to this machine (`localhost`,
+/// `127.0.0.0/8`, `::1`), where the simulator runs in tests, `make run` and benchmarks.
+fn check_transport(base_url: &Url) -> Result<(), HelcimError> {
+    match base_url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(base_url) => Ok(()),
+        "http" => Err(HelcimError::Configuration(format!(
+            "HELCIM_API_BASE_URL {base_url} uses plain http to a host that is not this \
+             machine; the API token would cross the network unencrypted. Use https \
+             (production: {DEFAULT_BASE_URL}); http is accepted only for localhost, \
+             127.0.0.0/8 and ::1"
+        ))),
+        other => Err(HelcimError::Configuration(format!(
+            "HELCIM_API_BASE_URL {base_url} has scheme {other:?}; use https, e.g. \
+             {DEFAULT_BASE_URL}"
+        ))),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 
@@ -88,6 +137,7 @@ pub struct HelcimClient {
     token: ApiToken,
     limiter: Arc<AccountLimiter>,
     retry: RetryPolicy,
+    max_retry_after: Duration,
 }
 
 impl HelcimClient {
@@ -96,6 +146,10 @@ impl HelcimClient {
             .timeout(config.retry.request_timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("helcim-recon/", env!("CARGO_PKG_VERSION")))
+            // A redirect would resend the `api-token` header to wherever it points
+            // (reqwest strips only `Authorization` and cookies across hosts). Helcim's
+            // API does not redirect, so a 3xx is reported as an error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| HelcimError::Configuration(format!("HTTP client: {e}")))?;
         Ok(HelcimClient {
@@ -106,6 +160,7 @@ impl HelcimClient {
                 .limiter
                 .unwrap_or_else(|| Arc::new(AccountLimiter::new(AccountLimits::HELCIM))),
             retry: config.retry,
+            max_retry_after: config.max_retry_after,
         })
     }
 
@@ -226,4 +281,38 @@ fn read_list<T>(
         }
     }
     Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(base: &str) -> Result<ClientConfig, HelcimError> {
+        ClientConfig::new(base, ApiToken::new("a-test-token").unwrap())
+    }
+
+    #[test]
+    fn plain_http_is_accepted_only_for_this_machine() {
+        for local in [
+            "http://127.0.0.1:8081/v2",
+            "http://127.9.9.9/v2",
+            "http://localhost:1/v2",
+            "http://[::1]:8081/v2",
+            "https://api.helcim.com/v2",
+        ] {
+            assert!(config(local).is_ok(), "{local}");
+        }
+        for remote in [
+            "http://api.helcim.com/v2",
+            "http://10.0.0.5/v2",
+            "http://localhost.evil.example/v2",
+            "ftp://api.helcim.com/v2",
+        ] {
+            let error = config(remote).unwrap_err().to_string();
+            assert!(
+                error.contains("use https") || error.contains("Use https"),
+                "{error}"
+            );
+        }
+    }
 }

@@ -45,6 +45,18 @@ pub enum HelcimError {
         errors: ApiErrors,
     },
 
+    #[error(
+        "Helcim's API answered {what} with a redirect ({status} to {location:?}), which is \
+         not followed: it would carry the API token elsewhere. Check HELCIM_API_BASE_URL \
+         (it should be {base}, including /v2)",
+        base = crate::client::DEFAULT_BASE_URL
+    )]
+    Redirected {
+        what: String,
+        status: u16,
+        location: String,
+    },
+
     #[error("Helcim rejected {what} ({status}: {errors})")]
     Rejected {
         what: String,

@@ -1,13 +1,20 @@
 //! `recon-api`: read-only ledger queries for finance teams and partners, behind
 //! `Authorization: Bearer <key>` with roles and per-account scopes. An account outside
 //! a key's scope answers exactly as one that does not exist (404).
+//!
+//! `/healthz`, `/readyz` and `/metrics` are served on `API_ADDR`, or only on
+//! `METRICS_ADDR` when that is set, so the public listener carries nothing but `/v1/`.
 
 pub mod auth;
+pub mod guard;
+pub mod keys;
 pub mod transactions;
 
 use std::net::{SocketAddr, TcpListener};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use clap::Parser;
@@ -15,7 +22,10 @@ use recon_common::telemetry::LogFormat;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing_actix_web::TracingLogger;
+
+use crate::guard::Authenticator;
 
 /// recon-api: the reconciled ledger over HTTP.
 #[derive(Debug, Clone, Parser)]
@@ -23,8 +33,14 @@ use tracing_actix_web::TracingLogger;
 pub struct Settings {
     #[arg(long, env = "API_ADDR", default_value = "127.0.0.1:8082")]
     pub addr: SocketAddr,
+    /// Where `/metrics`, `/readyz` and `/healthz` are served instead of `API_ADDR`.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     #[arg(long, env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
     pub database_url: SecretString,
+    /// Failed API key attempts allowed per client address per minute before 429.
+    #[arg(long, env = "API_AUTH_FAILURES_PER_MINUTE", default_value = "10")]
+    pub auth_failures_per_minute: NonZeroU32,
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
 }
@@ -36,45 +52,134 @@ fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
 /// What handlers share.
 #[derive(Debug)]
 pub struct AppState {
+    /// Requests' pool.
     pub pool: PgPool,
+    /// `/readyz`'s own single connection: a request pool saturated by slow queries
+    /// must not make the instance look dead (or hide that Postgres is).
+    pub readiness: PgPool,
+    pub auth: Authenticator,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
-/// Binds and returns the server (not yet awaited) and its port.
-pub async fn build(settings: &Settings) -> anyhow::Result<(Server, u16)> {
-    let pool = recon_store::database::connect(settings.database_url.expose_secret()).await?;
+/// The bound servers (not yet running) and what tests look into.
+#[allow(missing_debug_implementations)] // actix's `Server` has no `Debug`
+pub struct Api {
+    /// `/v1/...` (and the operations endpoints when there is no `METRICS_ADDR`).
+    pub server: Server,
+    pub port: u16,
+    /// The operations server on `METRICS_ADDR`, and its port.
+    pub ops: Option<(Server, u16)>,
+    pub state: web::Data<AppState>,
+}
+
+impl Api {
+    /// Handles to stop every server.
+    pub fn handles(&self) -> Vec<ServerHandle> {
+        let mut handles = vec![self.server.handle()];
+        handles.extend(self.ops.as_ref().map(|(server, _)| server.handle()));
+        handles
+    }
+
+    /// Runs until every server stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        match self.ops {
+            Some((ops, _)) => tokio::try_join!(self.server, ops).map(|_| ()),
+            None => self.server.await,
+        }
+    }
+}
+
+/// Connects, binds and returns the servers (not yet running).
+pub async fn build(settings: &Settings) -> anyhow::Result<Api> {
+    let url = settings.database_url.expose_secret();
+    let pool = recon_store::database::connect(url).await?;
+    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a Postgres URL")?;
+    let readiness = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(READY_TIMEOUT)
+        .connect_lazy_with(options);
     let state = web::Data::new(AppState {
+        auth: Authenticator::new(pool.clone(), settings.auth_failures_per_minute),
         pool,
+        readiness,
         metrics: recon_common::metrics::install(),
     });
-    let listener = TcpListener::bind(settings.addr)
-        .with_context(|| format!("Failed to listen on {} (is the port taken?)", settings.addr))?;
-    let port = listener.local_addr()?.port();
+    let ops_separate = settings.metrics_addr.is_some();
+    let (listener, port) = bind(settings.addr, "API_ADDR")?;
+    let api_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(TracingLogger::default())
-            .app_data(state.clone())
-            .route(
-                "/v1/accounts/{account_id}/transactions/{transaction_id}",
-                web::get().to(transactions::get_one),
-            )
-            .route(
-                "/healthz",
-                web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
-            )
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics))
+            .app_data(api_state.clone())
+            .configure(v1_routes)
+            .configure(|cfg| {
+                if !ops_separate {
+                    ops_routes(cfg);
+                }
+            })
     })
     .disable_signals()
     .listen(listener)?
     .run();
-    Ok((server, port))
+    let ops = match settings.metrics_addr {
+        Some(addr) => {
+            let (listener, port) = bind(addr, "METRICS_ADDR")?;
+            let ops_state = state.clone();
+            let ops = HttpServer::new(move || {
+                App::new().app_data(ops_state.clone()).configure(ops_routes)
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(listener)?
+            .run();
+            Some((ops, port))
+        }
+        None => None,
+    };
+    Ok(Api {
+        server,
+        port,
+        ops,
+        state,
+    })
 }
 
+fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<(TcpListener, u16)> {
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("Failed to listen on {name} {addr} (is the port taken?)"))?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+fn v1_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/v1/accounts/{account_id}/transactions/{transaction_id}",
+        web::get().to(transactions::get_one),
+    )
+    .route("/v1/api-keys", web::get().to(keys::list))
+    .route(
+        "/v1/api-keys/{id_or_prefix}",
+        web::delete().to(keys::revoke),
+    );
+}
+
+fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/healthz",
+        web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
+    )
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics));
+}
+
+/// How long `/readyz` waits for Postgres before saying it is unreachable.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
-        Ok(_) => HttpResponse::Ok().json(json!({"status": "ready"})),
-        Err(_) => HttpResponse::ServiceUnavailable()
+    let probe = sqlx::query("SELECT 1").execute(&state.readiness);
+    match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Ok(Ok(_)) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        _ => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "not ready", "reason": "Postgres is unreachable"})),
     }
 }

@@ -8,13 +8,16 @@ use recon_common::telemetry;
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     telemetry::init(settings.log_format);
-    let (server, port) = build(&settings).await?;
-    tracing::info!(port, "recon-api is listening");
-    let handle = server.handle();
+    let api = build(&settings).await?;
+    let metrics_port = api.ops.as_ref().map(|(_, port)| *port);
+    tracing::info!(port = api.port, metrics_port, "recon-api is listening");
+    let handles = api.handles();
     tokio::spawn(async move {
         recon_common::shutdown::signal().await;
-        handle.stop(true).await;
+        for handle in handles {
+            handle.stop(true).await;
+        }
     });
-    server.await?;
+    api.run().await?;
     Ok(())
 }

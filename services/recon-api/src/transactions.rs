@@ -1,13 +1,38 @@
 //! `GET /v1/accounts/{account_id}/transactions/{transaction_id}`.
+//!
+//! What a caller sees depends on its role: keys with [`Capability::ReadCardDetails`]
+//! (admin, finance) get every field below; partner keys get only [`PARTNER_FIELDS`].
+//! Cardholder name, card token, AVS/CVV results, the Helcim user and the raw payload
+//! are stored but served to no one.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use helcim_client::money::format_minor_units;
-use serde_json::json;
+use recon_store::api_keys::Capability;
+use serde_json::{Map, Value, json};
 use sqlx::Row;
 
 use crate::AppState;
 use crate::auth::Caller;
+
+/// The fields a partner key receives: what attribution needs (amount, when, what kind,
+/// which batch, whether it reconciled), nothing about the card or its holder. An
+/// allow-list, so a field added later is hidden from partners until listed here.
+pub const PARTNER_FIELDS: &[&str] = &[
+    "accountId",
+    "transactionId",
+    "amount",
+    "amountMinor",
+    "currency",
+    "type",
+    "status",
+    "cardBatchId",
+    "createdAt",
+    "createdAtLocal",
+    "cardType",
+    "reconciliation",
+    "fetchedAt",
+];
 
 fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(json!({"error": "no such transaction in this account"}))
@@ -20,7 +45,7 @@ pub async fn get_one(
 ) -> HttpResponse {
     let (account_id, transaction_id) = path.into_inner();
     // Out of scope looks exactly like absent: a key learns nothing about other accounts.
-    if !caller.0.allows(&account_id) {
+    if !caller.can(Capability::ReadLedger) || !caller.scope.allows(&account_id) {
         return not_found();
     }
     let Ok(transaction_id) = transaction_id.parse::<i64>() else {
@@ -42,11 +67,20 @@ pub async fn get_one(
                 .json(json!({"error": "the ledger cannot be read right now; retry"}));
         }
     };
+    let full = full_view(&row, &account_id, transaction_id);
+    HttpResponse::Ok().json(if caller.can(Capability::ReadCardDetails) {
+        full
+    } else {
+        partner_view(full)
+    })
+}
+
+fn full_view(row: &sqlx::postgres::PgRow, account_id: &str, transaction_id: i64) -> Value {
     let text = |column: &str| row.try_get::<Option<String>, _>(column).ok().flatten();
     let amount_minor: Option<i64> = row.try_get("amount_minor").ok().flatten();
     let created_at: Option<DateTime<Utc>> = row.try_get("created_at").ok().flatten();
     let fetched_at: Option<DateTime<Utc>> = row.try_get("fetched_at").ok().flatten();
-    HttpResponse::Ok().json(json!({
+    json!({
         "accountId": account_id,
         "transactionId": transaction_id,
         "amount": amount_minor.map(|m| format_minor_units(m, 2)),
@@ -67,5 +101,31 @@ pub async fn get_one(
             "reason": text("reconciliation_reason"),
         },
         "fetchedAt": fetched_at,
-    }))
+    })
+}
+
+/// Keeps only [`PARTNER_FIELDS`].
+pub fn partner_view(full: Value) -> Value {
+    let Value::Object(fields) = full else {
+        return Value::Object(Map::new());
+    };
+    Value::Object(
+        fields
+            .into_iter()
+            .filter(|(name, _)| PARTNER_FIELDS.contains(&name.as_str()))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partner_view_holds_only_the_allowed_fields() {
+        let full = json!({"amount": "1.00", "cardNumber": "4111********1111",
+                          "customerCode": "CST1", "approvalCode": "T1", "newField": 1});
+        let view = partner_view(full);
+        assert_eq!(view, json!({"amount": "1.00"}));
+    }
 }

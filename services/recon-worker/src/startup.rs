@@ -45,6 +45,7 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let cipher = Arc::new(SecretCipher::from_env()?);
+        helcim_client::ClientConfig::check_base_url(&settings.helcim_api_base_url)?;
         let pool = recon_store::database::connect(settings.database_url()).await?;
         let store = AccountStore::new(pool.clone(), cipher);
         if let Some(token) = &settings.api_token {

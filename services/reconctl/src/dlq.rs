@@ -1,10 +1,8 @@
-//! `reconctl dlq list|replay` and `reconctl api-keys create`.
+//! `reconctl dlq list|replay`.
 
 use clap::{Args, Subcommand};
 use recon_queue::dead_letters;
 use recon_queue::{AmqpSettings, Broker};
-use recon_store::api_keys::{self, Role};
-use secrecy::ExposeSecret;
 
 #[derive(Debug, Args)]
 pub struct Amqp {
@@ -60,29 +58,5 @@ pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             broker.close().await;
         }
     }
-    Ok(())
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ApiKeysCommand {
-    /// Create a key; it is printed once, alone on the last line, and stored only hashed.
-    Create {
-        #[arg(long)]
-        role: Role,
-        /// Accounts in scope, comma-separated (required for partner keys).
-        #[arg(long, value_delimiter = ',')]
-        accounts: Option<Vec<String>>,
-    },
-}
-
-pub async fn run_api_keys(database_url: &str, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let ApiKeysCommand::Create { role, accounts } = command;
-    let pool = recon_store::database::connect(database_url).await?;
-    let scope = accounts
-        .as_ref()
-        .map_or("every account".to_string(), |a| a.join(", "));
-    let key = api_keys::create(&pool, role, accounts).await?;
-    println!("created a {role} key for {scope}; send it as `Authorization: Bearer <key>`:");
-    println!("{}", key.expose_secret());
     Ok(())
 }

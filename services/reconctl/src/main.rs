@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 mod accounts;
+mod api_keys;
 mod dlq;
 mod queues;
 
@@ -54,7 +55,7 @@ enum Command {
     Dlq(dlq::DlqCommand),
     /// API keys for recon-api.
     #[command(subcommand, name = "api-keys")]
-    ApiKeys(dlq::ApiKeysCommand),
+    ApiKeys(api_keys::ApiKeysCommand),
 }
 
 #[tokio::main]
@@ -78,6 +79,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys(command) => accounts::run_keys(&cli.database_url, command).await,
         Command::Queues(args) => queues::run(args).await,
         Command::Dlq(command) => dlq::run_dlq(command).await,
-        Command::ApiKeys(command) => dlq::run_api_keys(&cli.database_url, command).await,
+        Command::ApiKeys(command) => api_keys::run(&cli.database_url, command).await,
     }
 }

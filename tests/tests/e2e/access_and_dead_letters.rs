@@ -159,13 +159,24 @@ async fn a_dead_letter_is_replayed_into_the_ledger_and_the_api_respects_key_scop
     assert_eq!(body["transactionId"], hidden.transaction_id);
     assert_eq!(body["reconciliation"]["status"], "matched");
 
-    assert_eq!(
-        get(&account_a, hidden.transaction_id, Some(&partner_key))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let partner_view = get(&account_a, hidden.transaction_id, Some(&partner_key))
+        .await
+        .unwrap();
+    assert_eq!(partner_view.status(), 200);
+    let partner_body: Value = partner_view.json().await.unwrap();
+    assert_eq!(partner_body["amount"], body["amount"]);
+    for card_field in [
+        "cardNumber",
+        "customerCode",
+        "approvalCode",
+        "invoiceNumber",
+    ] {
+        assert!(body.get(card_field).is_some(), "admin sees {card_field}");
+        assert!(
+            partner_body.get(card_field).is_none(),
+            "a partner sees {card_field}"
+        );
+    }
     let outside = get(&other.account_id, other.transaction_id, Some(&partner_key))
         .await
         .unwrap();
@@ -180,6 +191,26 @@ async fn a_dead_letter_is_replayed_into_the_ledger_and_the_api_respects_key_scop
         outside.text().await.unwrap(),
         absent.text().await.unwrap(),
         "indistinguishable from absent"
+    );
+
+    // Revoked with reconctl: refused by the running API from the next request on.
+    let prefix = &partner_key[..12];
+    assert!(
+        stack
+            .reconctl(&["api-keys", "revoke", prefix])
+            .contains("revoked")
+    );
+    assert_eq!(
+        get(&account_a, hidden.transaction_id, Some(&partner_key))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let listing = stack.reconctl(&["api-keys", "list"]);
+    assert!(
+        listing.contains(prefix) && !listing.contains(&partner_key),
+        "{listing}"
     );
 
     // Keys are stored hashed only.

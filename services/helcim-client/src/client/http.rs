@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::Retryable;
-use reqwest::header::{ACCEPT, HeaderMap, RETRY_AFTER};
+use reqwest::header::{ACCEPT, HeaderMap, LOCATION, RETRY_AFTER};
 use serde_json::Value;
 
 use super::HelcimClient;
@@ -42,12 +42,9 @@ impl HelcimClient {
         .retry(self.retry.backoff())
         .sleep(tokio::time::sleep)
         .when(|failure: &AttemptError| failure.error.is_transient())
-        .adjust(
-            |failure: &AttemptError, planned| match failure.retry_after {
-                Some(asked) => Some(planned.map_or(asked, |planned| planned.max(asked))),
-                None => planned,
-            },
-        )
+        .adjust(|failure: &AttemptError, planned| {
+            retry_delay(planned, failure.retry_after, self.max_retry_after)
+        })
         .notify(|failure: &AttemptError, delay| {
             if matches!(failure.error, HelcimError::RateLimited { .. }) {
                 // Every request of the account waits, not only this one.
@@ -82,6 +79,11 @@ impl HelcimClient {
             Err(error) => return Err(transport_failure(error, what, self.retry.request_timeout)),
         };
         let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         self.limiter
             .observe_remaining(remaining(response.headers()));
         let retry_after = response
@@ -95,7 +97,50 @@ impl HelcimClient {
             .await
             .map_err(|error| transport_failure(error, what, self.retry.request_timeout))?;
         drop(permit);
+        if (300..400).contains(&status) {
+            return Err(AttemptError {
+                error: HelcimError::Redirected {
+                    what: what.to_string(),
+                    status,
+                    location: location
+                        .as_deref()
+                        .map(redacted_location)
+                        .unwrap_or_default(),
+                },
+                retry_after: None,
+            });
+        }
         classify(status, &body, what).map_err(|error| AttemptError { error, retry_after })
+    }
+}
+
+/// The wait before the next attempt. `planned` is the backoff's (`None`: the retries
+/// are spent, and a `Retry-After` must not buy another one); the server's
+/// `Retry-After` can lengthen it, but never beyond `cap`.
+pub(crate) fn retry_delay(
+    planned: Option<Duration>,
+    retry_after: Option<Duration>,
+    cap: Duration,
+) -> Option<Duration> {
+    let planned = planned?;
+    Some(match retry_after {
+        Some(asked) => planned.max(asked.min(cap)),
+        None => planned,
+    })
+}
+
+/// A redirect target for an error message: scheme, host and path; no query string,
+/// which could carry anything.
+fn redacted_location(location: &str) -> String {
+    match url::Url::parse(location) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+            url.to_string()
+        }
+        Err(_) => location.split('?').next().unwrap_or_default().to_string(),
     }
 }
 
@@ -223,6 +268,30 @@ mod tests {
         assert!(matches!(err, HelcimError::Rejected { status: 200, .. }));
         assert!(classify(200, b"not json", "x").is_err());
         assert!(classify(200, br#"[]"#, "x").is_ok());
+    }
+
+    #[test]
+    fn a_retry_after_is_capped_and_never_adds_a_retry_once_they_are_spent() {
+        let cap = Duration::from_secs(60);
+        let planned = Some(Duration::from_secs(1));
+        let huge = Some(Duration::from_secs(100_000));
+        assert_eq!(retry_delay(planned, huge, cap), Some(cap));
+        assert_eq!(
+            retry_delay(planned, Some(Duration::from_secs(5)), cap),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(retry_delay(planned, None, cap), planned);
+        assert_eq!(retry_delay(None, huge, cap), None);
+        assert_eq!(retry_delay(None, Some(Duration::ZERO), cap), None);
+    }
+
+    #[test]
+    fn a_redirect_target_is_reported_without_its_query() {
+        assert_eq!(
+            redacted_location("https://user:pw@evil.example/x?token=abc#f"),
+            "https://evil.example/x"
+        );
+        assert_eq!(redacted_location("/relative?token=abc"), "/relative");
     }
 
     #[test]
