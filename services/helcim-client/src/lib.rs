@@ -28,6 +28,7 @@
 pub mod api_error;
 pub mod client;
 pub mod error;
+pub mod fetched;
 pub mod limits;
 pub mod model;
 pub mod money;
@@ -40,6 +41,7 @@ mod wire;
 pub use api_error::{ApiErrorItem, ApiErrors};
 pub use client::{ClientConfig, HelcimClient, Listing, Unreadable};
 pub use error::HelcimError;
+pub use fetched::{Fetched, RawAnswer};
 pub use limits::{AccountLimiter, AccountLimits};
 pub use model::{
     BatchStats, CardBatch, CardBatchId, CardTransaction, TransactionId, TransactionStatus,
