@@ -3,15 +3,14 @@
 //! Helcim does not show yet, database hiccups), or dead-letter (permanent, with the
 //! reason).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use helcim_client::{
     CardBatch, CardBatchId, Currency, Fetched, HelcimClient, HelcimError, RawAnswer, TransactionId,
 };
 use recon_queue::WebhookEnvelope;
 
+use crate::batch_cache::BatchCache;
 use crate::clients::{HelcimClients, NoClient};
 use crate::ledger::{BatchAnswer, CARD_TRANSACTION, Ledger};
 use crate::reconcile::{BatchView, reconcile};
@@ -286,68 +285,6 @@ fn helcim_fate(error: HelcimError, what: &str) -> Fate {
         Fate::Retry(format!("{what} is not at Helcim yet: {error}"))
     } else {
         Fate::Dead(error.to_string())
-    }
-}
-
-/// Serialises the fetches of one batch.
-type Gate = Arc<tokio::sync::Mutex<()>>;
-
-/// Batches fetched recently, and the ledger's currency of each, per account.
-#[derive(Debug)]
-struct BatchCache {
-    open_refresh: Duration,
-    entries: Mutex<HashMap<(String, CardBatchId), (Instant, CardBatch)>>,
-    currencies: Mutex<HashMap<(String, CardBatchId), Currency>>,
-    gates: Mutex<HashMap<(String, CardBatchId), Gate>>,
-}
-
-impl BatchCache {
-    fn new(open_refresh: Duration) -> Self {
-        BatchCache {
-            open_refresh,
-            entries: Mutex::new(HashMap::new()),
-            currencies: Mutex::new(HashMap::new()),
-            gates: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The lock that serialises fetches of one batch.
-    fn gate(&self, account: &str, id: CardBatchId) -> Gate {
-        let mut gates = self.gates.lock().expect("lock poisoned");
-        if gates.len() > 50_000 {
-            gates.clear();
-        }
-        Arc::clone(gates.entry((account.to_string(), id)).or_default())
-    }
-
-    fn get(&self, account: &str, id: CardBatchId) -> Option<CardBatch> {
-        let entries = self.entries.lock().expect("lock poisoned");
-        let (fetched, batch) = entries.get(&(account.to_string(), id))?;
-        (batch.closed || fetched.elapsed() < self.open_refresh).then(|| batch.clone())
-    }
-
-    fn currency(&self, account: &str, id: CardBatchId) -> Option<Currency> {
-        self.currencies
-            .lock()
-            .expect("lock poisoned")
-            .get(&(account.to_string(), id))
-            .copied()
-    }
-
-    fn set_currency(&self, account: &str, id: CardBatchId, currency: Currency) {
-        let mut currencies = self.currencies.lock().expect("lock poisoned");
-        if currencies.len() > 50_000 {
-            currencies.clear();
-        }
-        currencies.insert((account.to_string(), id), currency);
-    }
-
-    fn put(&self, account: &str, batch: CardBatch) {
-        let mut entries = self.entries.lock().expect("lock poisoned");
-        if entries.len() > 50_000 {
-            entries.clear();
-        }
-        entries.insert((account.to_string(), batch.id), (Instant::now(), batch));
     }
 }
 
