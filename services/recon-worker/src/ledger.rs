@@ -104,18 +104,24 @@ impl Ledger {
     /// Stores the fetched transaction (and what was learnt about its batch, when it
     /// was fetched now) and completes the delivery, in one database transaction. Every
     /// answer goes to `helcim_payloads`; the typed rows change only when this answer is
-    /// not older than the stored one. Returns true when `card_batches` now holds the
-    /// batch as this job read it (false: no readable batch, or a newer one is stored).
+    /// not older than the stored one.
+    ///
+    /// `reconcile` decides the transaction's status; it is given the stored batch when
+    /// that is newer than the one this job fetched (another job committed a later
+    /// answer first), so a transaction is never judged against a batch the ledger has
+    /// already moved past. Returns true when `card_batches` now holds the batch as this
+    /// job read it (false: no readable batch, or a newer one is stored).
     pub async fn store(
         &self,
         envelope: &WebhookEnvelope,
         tx: &Fetched<CardTransaction>,
         batch: Option<BatchAnswer<'_>>,
-        reconciliation: &Reconciliation,
+        reconcile: impl FnOnce(Option<&CardBatch>) -> Reconciliation,
     ) -> Result<bool, sqlx::Error> {
         let account = envelope.account_id.as_str();
         let mut db = self.pool.begin().await?;
         let mut batch_current = false;
+        let mut newer = None;
         match batch {
             Some(BatchAnswer::Readable(batch)) => {
                 let Fetched { value, sent_at } = batch;
@@ -126,6 +132,9 @@ impl Ledger {
                 batch_current =
                     upsert_batch(&mut db, account, value, tx.value.amount.currency, *sent_at)
                         .await?;
+                if !batch_current {
+                    newer = stored_batch(&mut db, account, value.id).await?;
+                }
             }
             Some(BatchAnswer::Unreadable { id, reason, answer }) => {
                 insert_unreadable(&mut db, account, CARD_BATCH, id.0, reason, answer).await?;
@@ -142,7 +151,8 @@ impl Ledger {
             *sent_at,
         )
         .await?;
-        upsert_transaction(&mut db, account, value, *sent_at, reconciliation).await?;
+        let reconciliation = reconcile(newer.as_ref());
+        upsert_transaction(&mut db, account, value, *sent_at, &reconciliation).await?;
         complete(&mut db, envelope, "reconciled").await?;
         db.commit().await?;
         Ok(batch_current)
@@ -313,6 +323,25 @@ async fn upsert_batch(
     .fetch_optional(&mut **db)
     .await?;
     Ok(written.is_some())
+}
+
+/// The batch as the ledger holds it (the upsert that found it newer locked its row).
+/// `None` if its stored JSON no longer reads (a format this version does not know).
+async fn stored_batch(
+    db: &mut sqlx::PgTransaction<'_>,
+    account: &str,
+    id: CardBatchId,
+) -> Result<Option<CardBatch>, sqlx::Error> {
+    let raw: Option<String> = sqlx::query_scalar(
+        "SELECT raw::text FROM card_batches WHERE account_id = $1 AND card_batch_id = $2",
+    )
+    .bind(account)
+    .bind(id.0 as i64)
+    .fetch_optional(&mut **db)
+    .await?;
+    Ok(raw
+        .and_then(|raw| serde_json::from_str(&raw).ok())
+        .and_then(|json| CardBatch::from_json(json).ok()))
 }
 
 /// Writes the transaction unless the stored answer is newer (a `pending` row has

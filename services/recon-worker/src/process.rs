@@ -118,10 +118,12 @@ impl Processor {
                 .map_err(database)?,
             None => None,
         };
-        let reconciliation = reconcile(&tx.value, known.view(), batch_currency);
         let batch_current = self
             .ledger
-            .store(envelope, &tx, known.to_store(), &reconciliation)
+            .store(envelope, &tx, known.to_store(), |newer| {
+                let view = newer.map_or(known.view(), BatchView::Read);
+                reconcile(&tx.value, view, batch_currency)
+            })
             .await
             .map_err(database)?;
         if let (Known::Fetched(fetched), true) = (known, batch_current) {

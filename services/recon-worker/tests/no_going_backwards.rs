@@ -7,7 +7,7 @@ use helcim_client::{CardBatch, CardTransaction, Fetched};
 use recon_queue::WebhookEnvelope;
 use recon_store::testing::TestDatabase;
 use recon_worker::ledger::{BatchAnswer, Ledger};
-use recon_worker::reconcile::Reconciliation;
+use recon_worker::reconcile::{BatchView, Reconciliation, reconcile};
 use serde_json::json;
 use sqlx::Row;
 
@@ -47,6 +47,17 @@ async fn commit(
     tx: &Fetched<CardTransaction>,
     batch: Option<&Fetched<CardBatch>>,
 ) -> bool {
+    let envelope = delivered(ledger, webhook_id).await;
+    ledger
+        .store(&envelope, tx, batch.map(BatchAnswer::Readable), |_| {
+            Reconciliation::Matched
+        })
+        .await
+        .unwrap()
+}
+
+/// A delivery of the transaction's webhook, recorded as the worker records it.
+async fn delivered(ledger: &Ledger, webhook_id: &str) -> WebhookEnvelope {
     let envelope = WebhookEnvelope {
         schema_version: 1,
         webhook_id: webhook_id.to_string(),
@@ -59,15 +70,7 @@ async fn commit(
         request_id: "r".to_string(),
     };
     assert!(!ledger.record_delivery(&envelope, Some(TX)).await.unwrap());
-    ledger
-        .store(
-            &envelope,
-            tx,
-            batch.map(BatchAnswer::Readable),
-            &Reconciliation::Matched,
-        )
-        .await
-        .unwrap()
+    envelope
 }
 
 async fn batch_row(db: &TestDatabase) -> sqlx::postgres::PgRow {
@@ -250,5 +253,56 @@ async fn helcim_payloads_refuse_updates_and_deletes() {
         let error = sqlx::query(statement).execute(&db.pool).await.unwrap_err();
         assert!(error.to_string().contains("append-only"), "{error}");
     }
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_transaction_whose_job_fetched_an_older_batch_is_judged_against_the_newer_stored_one() {
+    let db = TestDatabase::create().await;
+    let ledger = Ledger::new(db.pool.clone());
+    // Another job stored the batch closed at 17:00 from an answer sent later.
+    let closed = batch(Some("2026-11-02 17:00:00"), "20.00", at(2));
+    commit(
+        &ledger,
+        "w-closed",
+        &tx("APPROVED", "10.00", at(2)),
+        Some(&closed),
+    )
+    .await;
+
+    // This job saw the batch still open (answer sent earlier) and a transaction made
+    // at 18:00: against its own view it would match.
+    let open = batch(None, "10.00", at(1));
+    let mut late = tx("APPROVED", "10.00", at(1));
+    late.value = CardTransaction::from_json(json!({"transactionId": TX,
+        "dateCreated": "2026-11-02 18:00:00", "cardBatchId": BATCH, "status": "APPROVED",
+        "type": "purchase", "amount": "10.00", "currency": "CAD"}))
+    .unwrap();
+    late.sent_at = at(3);
+    assert_eq!(
+        reconcile(&late.value, BatchView::Read(&open.value), None),
+        Reconciliation::Matched
+    );
+    let envelope = delivered(&ledger, "w-late").await;
+    ledger
+        .store(
+            &envelope,
+            &late,
+            Some(BatchAnswer::Readable(&open)),
+            |newer| {
+                let view = newer.map_or(BatchView::Read(&open.value), BatchView::Read);
+                reconcile(&late.value, view, None)
+            },
+        )
+        .await
+        .unwrap();
+    let (status, reason): (String, Option<String>) = sqlx::query_as(
+        "SELECT reconciliation_status, reconciliation_reason FROM card_transactions",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "exception");
+    assert!(reason.unwrap().contains("after its batch closed"));
     db.drop_now().await;
 }
