@@ -148,12 +148,8 @@ impl Processor {
         id: TransactionId,
         error: HelcimError,
     ) -> Fate {
-        let Some(answer) = error.unreadable_answer() else {
+        let HelcimError::Unreadable { reason, answer, .. } = &error else {
             return helcim_fate(error, "the transaction");
-        };
-        let reason = match &error {
-            HelcimError::Unreadable { reason, .. } => reason.as_str(),
-            _ => "unreadable",
         };
         metrics::counter!("worker_unreadable_answers_total", "kind" => CARD_TRANSACTION)
             .increment(1);
