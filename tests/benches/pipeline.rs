@@ -276,10 +276,9 @@ async fn run(scenario: Scenario) -> anyhow::Result<Figures> {
     let elapsed = started.elapsed();
     let latencies: (Option<f64>, Option<f64>) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)
-         FROM (SELECT extract(epoch FROM (t.fetched_at - d.received_at)) * 1000 AS ms
-               FROM card_transactions t JOIN webhook_deliveries d
-                 ON d.account_id = t.account_id AND d.object_id = t.transaction_id::text
-               WHERE t.fetched_at IS NOT NULL) l",
+         FROM (SELECT extract(epoch FROM (d.processed_at - d.received_at)) * 1000 AS ms
+               FROM webhook_deliveries d
+               WHERE d.event_type = 'cardTransaction' AND d.processed_at IS NOT NULL) l",
     )
     .fetch_one(&db.pool)
     .await?;

@@ -12,7 +12,9 @@ use url::Url;
 
 use crate::model::{CardBatch, CardBatchId, CardTransaction, FieldError, TransactionId};
 use crate::query::{BatchQuery, MAX_PAGE_SIZE, TransactionQuery};
-use crate::{AccountLimiter, AccountLimits, ApiToken, HelcimError, RetryPolicy};
+use crate::{
+    AccountLimiter, AccountLimits, ApiToken, Fetched, HelcimError, RawAnswer, RetryPolicy,
+};
 
 /// Helcim's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.helcim.com/v2";
@@ -176,16 +178,17 @@ impl HelcimClient {
             .map(|_| ())
     }
 
-    /// `GET /card-transactions/{id}`.
+    /// `GET /card-transactions/{id}`, with when the request was sent. An answer that
+    /// does not read as a transaction is a [`HelcimError::Unreadable`] carrying the body.
     pub async fn card_transaction(
         &self,
         id: TransactionId,
-    ) -> Result<CardTransaction, HelcimError> {
+    ) -> Result<Fetched<CardTransaction>, HelcimError> {
         let what = format!("card transaction {id}");
-        let body = self
+        let answer = self
             .get(&["card-transactions", &id.to_string()], &[], &what)
             .await?;
-        CardTransaction::from_json(body).map_err(|source| HelcimError::Field { what, source })
+        read_one(answer, what, CardTransaction::from_json)
     }
 
     /// One page of `GET /card-transactions` (pages count from 1).
@@ -201,10 +204,10 @@ impl HelcimClient {
             )));
         }
         let what = format!("card transactions page {page}");
-        let body = self
+        let answer = self
             .get(&["card-transactions"], &query.params(page), &what)
             .await?;
-        read_list(body, &what, CardTransaction::from_json)
+        read_list(answer.json, &what, CardTransaction::from_json)
     }
 
     /// Every page of `GET /card-transactions`, until a page is shorter than the limit
@@ -238,14 +241,16 @@ impl HelcimClient {
         Ok(all)
     }
 
-    /// `GET /card-batches/{id}?collect-stats=true`.
-    pub async fn card_batch(&self, id: CardBatchId) -> Result<CardBatch, HelcimError> {
+    /// `GET /card-batches/{id}?collect-stats=true`, with when the request was sent. An
+    /// answer that does not read as a batch is a [`HelcimError::Unreadable`] carrying
+    /// the body.
+    pub async fn card_batch(&self, id: CardBatchId) -> Result<Fetched<CardBatch>, HelcimError> {
         let what = format!("card batch {id}");
         let params = [("collect-stats", "true".to_string())];
-        let body = self
+        let answer = self
             .get(&["card-batches", &id.to_string()], &params, &what)
             .await?;
-        CardBatch::from_json(body).map_err(|source| HelcimError::Field { what, source })
+        read_one(answer, what, CardBatch::from_json)
     }
 
     /// `GET /card-batches?collect-stats=true` with the query's filters.
@@ -254,8 +259,28 @@ impl HelcimClient {
         query: &BatchQuery,
     ) -> Result<Listing<CardBatch>, HelcimError> {
         let what = "card batches".to_string();
-        let body = self.get(&["card-batches"], &query.params(), &what).await?;
-        read_list(body, &what, CardBatch::from_json)
+        let answer = self.get(&["card-batches"], &query.params(), &what).await?;
+        read_list(answer.json, &what, CardBatch::from_json)
+    }
+}
+
+fn read_one<T>(
+    answer: http::Answer,
+    what: String,
+    read: fn(Value) -> Result<T, FieldError>,
+) -> Result<Fetched<T>, HelcimError> {
+    let http::Answer {
+        json,
+        body,
+        sent_at,
+    } = answer;
+    match read(json) {
+        Ok(value) => Ok(Fetched { value, sent_at }),
+        Err(reason) => Err(HelcimError::Unreadable {
+            what,
+            reason: reason.to_string(),
+            answer: RawAnswer { body, sent_at },
+        }),
     }
 }
 

@@ -1,7 +1,6 @@
 use std::time::Duration;
 
-use crate::ApiErrors;
-use crate::model::FieldError;
+use crate::{ApiErrors, RawAnswer};
 
 /// What went wrong talking to Helcim, and whether trying again later can help
 /// ([`HelcimError::is_transient`]). Messages say what to do next and never include the
@@ -81,11 +80,13 @@ pub enum HelcimError {
     #[error("Helcim's answer to {what} could not be read: {reason}")]
     Decode { what: String, reason: String },
 
-    #[error("Helcim's answer to {what} could not be read: {source}")]
-    Field {
+    /// A success whose body is not JSON, or not the object expected. The body is kept
+    /// in `answer` (never in the message) so the caller can store what Helcim said.
+    #[error("Helcim's answer to {what} could not be read: {reason}")]
+    Unreadable {
         what: String,
-        #[source]
-        source: FieldError,
+        reason: String,
+        answer: RawAnswer,
     },
 }
 
@@ -100,6 +101,15 @@ impl HelcimError {
                 | HelcimError::Transport { .. }
                 | HelcimError::Timeout { .. }
         )
+    }
+
+    /// The answer exactly as received, when Helcim answered with success but the body
+    /// could not be read.
+    pub fn unreadable_answer(&self) -> Option<&RawAnswer> {
+        match self {
+            HelcimError::Unreadable { answer, .. } => Some(answer),
+            _ => None,
+        }
     }
 
     /// True when Helcim said the object does not exist.

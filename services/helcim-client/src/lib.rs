@@ -8,7 +8,11 @@
 //!
 //! - money is parsed exactly into integer minor units ([`money`]), never `f64`;
 //! - times are converted once, here, to UTC ([`mountain_time`]);
-//! - every typed value keeps the raw JSON it came from (`raw`);
+//! - every typed value keeps the raw JSON it came from (`raw`), and an answer that does
+//!   not read comes back as [`HelcimError::Unreadable`] with its exact body, so the
+//!   caller can keep it;
+//! - single-object calls say when their request was sent ([`Fetched`]), so a store can
+//!   refuse to replace a newer answer with an older one;
 //! - requests stay within the account's limits ([`limits`]) and back off on 429/5xx
 //!   ([`retry`]);
 //! - the API token is a secret ([`ApiToken`]) that never reaches a log or `Debug`.
@@ -28,6 +32,7 @@
 pub mod api_error;
 pub mod client;
 pub mod error;
+pub mod fetched;
 pub mod limits;
 pub mod model;
 pub mod money;
@@ -40,6 +45,7 @@ mod wire;
 pub use api_error::{ApiErrorItem, ApiErrors};
 pub use client::{ClientConfig, HelcimClient, Listing, Unreadable};
 pub use error::HelcimError;
+pub use fetched::{Fetched, RawAnswer};
 pub use limits::{AccountLimiter, AccountLimits};
 pub use model::{
     BatchStats, CardBatch, CardBatchId, CardTransaction, TransactionId, TransactionStatus,

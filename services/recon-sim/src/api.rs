@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use crate::faults::ApiFault;
+use crate::faults::{self, ApiFault};
 use crate::limits::{Admission, InFlight, Remaining};
 use crate::render;
 use crate::state::{Caller, SimState};
@@ -48,6 +48,11 @@ async fn get_transaction(
             return bad_request("cardTransactionId", "must be a whole number");
         };
         match state.visible_transaction(account, id) {
+            Some(tx) if state.faults().api.unreadable_transaction_ids.contains(&id) => {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(faults::truncated(&render::transaction(tx, state.seed)))
+            }
             Some(tx) => HttpResponse::Ok().json(render::transaction(tx, state.seed)),
             None => {
                 HttpResponse::NotFound().json(json!({"errors": ["Card Transaction not found"]}))
@@ -90,11 +95,14 @@ async fn get_batch(
             return bad_request("cardBatchId", "must be a whole number");
         };
         match state.activity.batch(id).filter(|b| b.account_id == account) {
-            Some(batch) => HttpResponse::Ok().json(render::batch(
-                batch,
-                filters::collect_stats(&query),
-                state.seed,
-            )),
+            Some(batch) => {
+                let json = render::batch(batch, filters::collect_stats(&query), state.seed);
+                if state.faults().api.unreadable_batch_ids.contains(&id) {
+                    HttpResponse::Ok().json(faults::misdated(json))
+                } else {
+                    HttpResponse::Ok().json(json)
+                }
+            }
             None => HttpResponse::NotFound()
                 .json(json!({"errors": {"cardBatchId": "Card Batch not found"}})),
         }

@@ -31,6 +31,12 @@ pub struct ApiFaults {
     /// Transactions the API answers 404 for (and leaves out of lists), as if Helcim
     /// had not recorded them yet.
     pub hidden_transaction_ids: BTreeSet<u64>,
+    /// Transactions `GET /card-transactions/{id}` answers with a body cut off half way
+    /// (not JSON at all), as a broken proxy or a truncated answer would.
+    pub unreadable_transaction_ids: BTreeSet<u64>,
+    /// Batches `GET /card-batches/{id}` answers as JSON whose `dateClosed` is not a
+    /// time, as a change of format at Helcim would.
+    pub unreadable_batch_ids: BTreeSet<u64>,
 }
 
 impl Default for ApiFaults {
@@ -42,6 +48,8 @@ impl Default for ApiFaults {
             slow_rate: 0.0,
             slow_ms: 2_000,
             hidden_transaction_ids: BTreeSet::new(),
+            unreadable_transaction_ids: BTreeSet::new(),
+            unreadable_batch_ids: BTreeSet::new(),
         }
     }
 }
@@ -85,6 +93,22 @@ impl ApiFaults {
     }
 }
 
+/// The unreadable answer for a transaction: its JSON cut off half way.
+pub fn truncated(json: &serde_json::Value) -> String {
+    let text = json.to_string();
+    let mut cut = text.len() / 2;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text[..cut].to_string()
+}
+
+/// The unreadable answer for a batch: valid JSON whose `dateClosed` is no time.
+pub fn misdated(mut json: serde_json::Value) -> serde_json::Value {
+    json["dateClosed"] = serde_json::Value::from("sometime yesterday");
+    json
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +139,18 @@ mod tests {
             .filter(|_| matches!(faults.decide(&mut rng), ApiFault::Fail(_)))
             .count();
         assert!((800..1200).contains(&failures), "{failures}");
+    }
+
+    #[test]
+    fn unreadable_answers_are_broken_the_documented_way() {
+        let json = serde_json::json!({"transactionId": 1, "amount": "1.00"});
+        let cut = truncated(&json);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&cut).is_err(),
+            "{cut}"
+        );
+        assert!(json.to_string().starts_with(&cut));
+        assert_eq!(misdated(json)["dateClosed"], "sometime yesterday");
     }
 
     #[test]

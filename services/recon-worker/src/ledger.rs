@@ -1,13 +1,34 @@
 //! The worker's Postgres writes. Primary keys make a double insert impossible; a
 //! transaction, its batch, the raw payloads and the delivery's completion commit
 //! together or not at all.
+//!
+//! No state goes backwards: every row carries `fetched_at`, the time the request of its
+//! answer was sent, and an answer older than the stored one never replaces it (jobs
+//! commit in any order). A closed batch never reopens and keeps its close time.
 
 use chrono::{DateTime, Utc};
-use helcim_client::{CardBatch, CardTransaction, Currency};
+use helcim_client::{CardBatch, CardBatchId, CardTransaction, Currency, Fetched, RawAnswer};
 use recon_queue::WebhookEnvelope;
 use sqlx::PgPool;
 
 use crate::reconcile::Reconciliation;
+
+/// What one job learnt about a transaction's batch, to store beside the transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum BatchAnswer<'a> {
+    /// Read: stored in `card_batches` (unless the ledger holds a newer answer).
+    Readable(&'a Fetched<CardBatch>),
+    /// Not readable: kept as received in `helcim_payloads` with why.
+    Unreadable {
+        id: CardBatchId,
+        reason: &'a str,
+        answer: &'a RawAnswer,
+    },
+}
+
+/// The kinds of object `helcim_payloads` holds.
+pub const CARD_TRANSACTION: &str = "card_transaction";
+pub const CARD_BATCH: &str = "card_batch";
 
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -80,25 +101,77 @@ impl Ledger {
         Ok(code.and_then(|c| c.trim().parse().ok()))
     }
 
-    /// Stores the fetched transaction (and the batch, when it was fetched now) and
-    /// completes the delivery, in one database transaction.
+    /// Stores the fetched transaction (and what was learnt about its batch, when it
+    /// was fetched now) and completes the delivery, in one database transaction. Every
+    /// answer goes to `helcim_payloads`; the typed rows change only when this answer is
+    /// not older than the stored one.
+    ///
+    /// `reconcile` decides the transaction's status; it is given the stored batch when
+    /// that is newer than the one this job fetched (another job committed a later
+    /// answer first), so a transaction is never judged against a batch the ledger has
+    /// already moved past. Returns true when `card_batches` now holds the batch as this
+    /// job read it (false: no readable batch, or a newer one is stored).
     pub async fn store(
         &self,
         envelope: &WebhookEnvelope,
-        tx: &CardTransaction,
-        fetched_batch: Option<&CardBatch>,
-        reconciliation: &Reconciliation,
-    ) -> Result<(), sqlx::Error> {
+        tx: &Fetched<CardTransaction>,
+        batch: Option<BatchAnswer<'_>>,
+        reconcile: impl FnOnce(Option<&CardBatch>) -> Reconciliation,
+    ) -> Result<bool, sqlx::Error> {
         let account = envelope.account_id.as_str();
         let mut db = self.pool.begin().await?;
-        if let Some(batch) = fetched_batch {
-            insert_payload(&mut db, account, "card_batch", batch.id.0, &batch.raw).await?;
-            upsert_batch(&mut db, account, batch, tx.amount.currency).await?;
+        let mut batch_current = false;
+        let mut newer = None;
+        match batch {
+            Some(BatchAnswer::Readable(batch)) => {
+                let Fetched { value, sent_at } = batch;
+                insert_payload(
+                    &mut db, account, CARD_BATCH, value.id.0, &value.raw, *sent_at,
+                )
+                .await?;
+                batch_current =
+                    upsert_batch(&mut db, account, value, tx.value.amount.currency, *sent_at)
+                        .await?;
+                if !batch_current {
+                    newer = stored_batch(&mut db, account, value.id).await?;
+                }
+            }
+            Some(BatchAnswer::Unreadable { id, reason, answer }) => {
+                insert_unreadable(&mut db, account, CARD_BATCH, id.0, reason, answer).await?;
+            }
+            None => {}
         }
-        insert_payload(&mut db, account, "card_transaction", tx.id.0, &tx.raw).await?;
-        upsert_transaction(&mut db, account, tx, reconciliation).await?;
+        let Fetched { value, sent_at } = tx;
+        insert_payload(
+            &mut db,
+            account,
+            CARD_TRANSACTION,
+            value.id.0,
+            &value.raw,
+            *sent_at,
+        )
+        .await?;
+        let reconciliation = reconcile(newer.as_ref());
+        upsert_transaction(&mut db, account, value, *sent_at, &reconciliation).await?;
         complete(&mut db, envelope, "reconciled").await?;
-        db.commit().await
+        db.commit().await?;
+        Ok(batch_current)
+    }
+
+    /// Keeps an answer that could not be read, exactly as received, with why; returns
+    /// its `helcim_payloads` id (for the dead-letter reason an operator reads).
+    pub async fn keep_unreadable(
+        &self,
+        account: &str,
+        kind: &str,
+        object_id: u64,
+        reason: &str,
+        answer: &RawAnswer,
+    ) -> Result<i64, sqlx::Error> {
+        let mut db = self.pool.begin().await?;
+        let id = insert_unreadable(&mut db, account, kind, object_id, reason, answer).await?;
+        db.commit().await?;
+        Ok(id)
     }
 
     /// Notes that the delivery went to the dead-letter queue (it stays unprocessed, so
@@ -154,41 +227,79 @@ async fn insert_payload(
     kind: &str,
     object_id: u64,
     raw: &serde_json::Value,
+    fetched_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO helcim_payloads (account_id, kind, object_id, body) VALUES ($1, $2, $3, $4::json)")
-        .bind(account)
-        .bind(kind)
-        .bind(object_id as i64)
-        .bind(raw.to_string())
-        .execute(&mut **db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO helcim_payloads (account_id, kind, object_id, fetched_at, body)
+         VALUES ($1, $2, $3, $4, $5::json)",
+    )
+    .bind(account)
+    .bind(kind)
+    .bind(object_id as i64)
+    .bind(fetched_at)
+    .bind(raw.to_string())
+    .execute(&mut **db)
+    .await?;
     Ok(())
 }
 
+/// The bytes go in as they came (a `bytea`): the body may not be JSON, or not even
+/// text, and a `json` column would refuse it.
+async fn insert_unreadable(
+    db: &mut sqlx::PgTransaction<'_>,
+    account: &str,
+    kind: &str,
+    object_id: u64,
+    reason: &str,
+    answer: &RawAnswer,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO helcim_payloads (account_id, kind, object_id, fetched_at, raw_body, parse_error)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(account)
+    .bind(kind)
+    .bind(object_id as i64)
+    .bind(answer.sent_at)
+    .bind(&answer.body)
+    .bind(reason)
+    .fetch_one(&mut **db)
+    .await
+}
+
+/// Writes the batch unless the stored answer is newer, or closed while this one is
+/// open; returns whether it wrote.
 async fn upsert_batch(
     db: &mut sqlx::PgTransaction<'_>,
     account: &str,
     batch: &CardBatch,
     currency: Currency,
-) -> Result<(), sqlx::Error> {
+    fetched_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let stats = batch.stats.as_ref();
-    sqlx::query(
+    let written: Option<bool> = sqlx::query_scalar(
         "INSERT INTO card_batches (account_id, card_batch_id, terminal_id, batch_number, opened_at, updated_at,
              closed_at, closed, currency, net_sales_minor, total_sales_minor, total_refunds_minor,
              total_reversed_minor, total_refunds_reversed_minor, count_total, count_approved, count_declined,
              raw, fetched_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::json, now())
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::json, $19)
          ON CONFLICT (account_id, card_batch_id) DO UPDATE SET
              terminal_id = EXCLUDED.terminal_id, batch_number = EXCLUDED.batch_number,
              opened_at = EXCLUDED.opened_at, updated_at = EXCLUDED.updated_at,
-             closed_at = EXCLUDED.closed_at, closed = EXCLUDED.closed,
+             closed_at = CASE WHEN card_batches.closed THEN card_batches.closed_at
+                              ELSE EXCLUDED.closed_at END,
+             closed = card_batches.closed OR EXCLUDED.closed,
              currency = coalesce(card_batches.currency, EXCLUDED.currency),
              net_sales_minor = EXCLUDED.net_sales_minor, total_sales_minor = EXCLUDED.total_sales_minor,
              total_refunds_minor = EXCLUDED.total_refunds_minor,
              total_reversed_minor = EXCLUDED.total_reversed_minor,
              total_refunds_reversed_minor = EXCLUDED.total_refunds_reversed_minor,
              count_total = EXCLUDED.count_total, count_approved = EXCLUDED.count_approved,
-             count_declined = EXCLUDED.count_declined, raw = EXCLUDED.raw, fetched_at = now()",
+             count_declined = EXCLUDED.count_declined, raw = EXCLUDED.raw,
+             fetched_at = EXCLUDED.fetched_at
+         WHERE EXCLUDED.fetched_at >= card_batches.fetched_at
+           AND (EXCLUDED.closed OR NOT card_batches.closed)
+         RETURNING true",
     )
     .bind(account)
     .bind(batch.id.0 as i64)
@@ -208,15 +319,38 @@ async fn upsert_batch(
     .bind(stats.map(|s| s.count_approved as i64))
     .bind(stats.map(|s| s.count_declined as i64))
     .bind(batch.raw.to_string())
-    .execute(&mut **db)
+    .bind(fetched_at)
+    .fetch_optional(&mut **db)
     .await?;
-    Ok(())
+    Ok(written.is_some())
 }
 
+/// The batch as the ledger holds it (the upsert that found it newer locked its row).
+/// `None` if its stored JSON no longer reads (a format this version does not know).
+async fn stored_batch(
+    db: &mut sqlx::PgTransaction<'_>,
+    account: &str,
+    id: CardBatchId,
+) -> Result<Option<CardBatch>, sqlx::Error> {
+    let raw: Option<String> = sqlx::query_scalar(
+        "SELECT raw::text FROM card_batches WHERE account_id = $1 AND card_batch_id = $2",
+    )
+    .bind(account)
+    .bind(id.0 as i64)
+    .fetch_optional(&mut **db)
+    .await?;
+    Ok(raw
+        .and_then(|raw| serde_json::from_str(&raw).ok())
+        .and_then(|json| CardBatch::from_json(json).ok()))
+}
+
+/// Writes the transaction unless the stored answer is newer (a `pending` row has
+/// none).
 async fn upsert_transaction(
     db: &mut sqlx::PgTransaction<'_>,
     account: &str,
     tx: &CardTransaction,
+    fetched_at: DateTime<Utc>,
     reconciliation: &Reconciliation,
 ) -> Result<(), sqlx::Error> {
     let local = tx
@@ -230,7 +364,7 @@ async fn upsert_transaction(
              customer_code, invoice_number, approval_code, avs_response, cvv_response, helcim_user, warning,
              raw, fetched_at, reconciliation_status, reconciliation_reason, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                 $21::json, now(), $22, $23, now())
+                 $21::json, $24, $22, $23, now())
          ON CONFLICT (account_id, transaction_id) DO UPDATE SET
              card_batch_id = EXCLUDED.card_batch_id, created_at = EXCLUDED.created_at,
              created_at_local = EXCLUDED.created_at_local, status = EXCLUDED.status, type = EXCLUDED.type,
@@ -240,9 +374,11 @@ async fn upsert_transaction(
              customer_code = EXCLUDED.customer_code, invoice_number = EXCLUDED.invoice_number,
              approval_code = EXCLUDED.approval_code, avs_response = EXCLUDED.avs_response,
              cvv_response = EXCLUDED.cvv_response, helcim_user = EXCLUDED.helcim_user,
-             warning = EXCLUDED.warning, raw = EXCLUDED.raw, fetched_at = now(),
+             warning = EXCLUDED.warning, raw = EXCLUDED.raw, fetched_at = EXCLUDED.fetched_at,
              reconciliation_status = EXCLUDED.reconciliation_status,
-             reconciliation_reason = EXCLUDED.reconciliation_reason, updated_at = now()",
+             reconciliation_reason = EXCLUDED.reconciliation_reason, updated_at = now()
+         WHERE card_transactions.fetched_at IS NULL
+            OR EXCLUDED.fetched_at >= card_transactions.fetched_at",
     )
     .bind(account)
     .bind(tx.id.0 as i64)
@@ -267,6 +403,7 @@ async fn upsert_transaction(
     .bind(tx.raw.to_string())
     .bind(reconciliation.status())
     .bind(reconciliation.reason())
+    .bind(fetched_at)
     .execute(&mut **db)
     .await?;
     Ok(())

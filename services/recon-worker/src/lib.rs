@@ -8,6 +8,7 @@
 //! - [`ledger`]: the Postgres writes; [`clients`]: one Helcim client per account;
 //! - [`consume`]: the consumer loop with graceful shutdown; [`startup`]: wiring.
 
+mod batch_cache;
 pub mod clients;
 pub mod config;
 pub mod consume;

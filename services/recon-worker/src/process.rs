@@ -3,16 +3,17 @@
 //! Helcim does not show yet, database hiccups), or dead-letter (permanent, with the
 //! reason).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use helcim_client::{CardBatch, CardBatchId, Currency, HelcimClient, HelcimError, TransactionId};
+use helcim_client::{
+    CardBatch, CardBatchId, Currency, Fetched, HelcimClient, HelcimError, RawAnswer, TransactionId,
+};
 use recon_queue::WebhookEnvelope;
 
+use crate::batch_cache::BatchCache;
 use crate::clients::{HelcimClients, NoClient};
-use crate::ledger::Ledger;
-use crate::reconcile::reconcile;
+use crate::ledger::{BatchAnswer, CARD_TRANSACTION, Ledger};
+use crate::reconcile::{BatchView, reconcile};
 
 /// How a job ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,46 +100,73 @@ impl Processor {
             NoClient::Unusable { .. } => Fate::Dead(e.to_string()),
         })?;
         metrics::counter!("worker_helcim_calls_total", "call" => "card_transaction").increment(1);
-        let tx = client
-            .card_transaction(id)
-            .await
-            .map_err(|e| helcim_fate(e, "the transaction"))?;
-        let FetchedBatch {
-            batch,
-            fetched_now,
-            gate,
-        } = match tx.card_batch_id {
+        let tx = match client.card_transaction(id).await {
+            Ok(tx) => tx,
+            Err(error) => return Err(self.transaction_failed(account, id, error).await),
+        };
+        let FetchedBatch { known, gate } = match tx.value.card_batch_id {
             Some(batch_id) => self.batch(account, &client, batch_id).await?,
             None => FetchedBatch {
-                batch: None,
-                fetched_now: false,
+                known: Known::Missing,
                 gate: None,
             },
         };
-        let batch_currency = match tx.card_batch_id {
+        let batch_currency = match tx.value.card_batch_id {
             Some(batch_id) => self
                 .batch_currency(account, batch_id)
                 .await
                 .map_err(database)?,
             None => None,
         };
-        let reconciliation = reconcile(&tx, batch.as_ref(), batch_currency);
-        let fetched = if fetched_now { batch.as_ref() } else { None };
-        self.ledger
-            .store(envelope, &tx, fetched, &reconciliation)
+        let batch_current = self
+            .ledger
+            .store(envelope, &tx, known.to_store(), |newer| {
+                let view = newer.map_or(known.view(), BatchView::Read);
+                reconcile(&tx.value, view, batch_currency)
+            })
             .await
             .map_err(database)?;
-        if let Some(stored) = fetched {
-            // Cached only once stored, so a failed commit leaves no batch unwritten.
-            self.batches.put(account, stored.clone());
+        if let (Known::Fetched(fetched), true) = (known, batch_current) {
+            // Cached only once stored, so a failed commit leaves no batch unwritten; and
+            // only when it is the ledger's newest answer, so no job reads an older one.
+            self.batches.put(account, fetched.into_inner());
         }
         drop(gate);
-        if let (Some(batch_id), None) = (tx.card_batch_id, batch_currency) {
+        if let (Some(batch_id), None) = (tx.value.card_batch_id, batch_currency) {
             // The first stored transaction set the batch's currency in the ledger.
             self.batches
-                .set_currency(account, batch_id, tx.amount.currency);
+                .set_currency(account, batch_id, tx.value.amount.currency);
         }
         Ok(())
+    }
+
+    /// A transaction Helcim answered unreadably is dead-lettered, its answer kept as
+    /// received so nothing Helcim said is lost; other failures sort as usual.
+    async fn transaction_failed(
+        &self,
+        account: &str,
+        id: TransactionId,
+        error: HelcimError,
+    ) -> Fate {
+        let HelcimError::Unreadable { reason, answer, .. } = &error else {
+            return helcim_fate(error, "the transaction");
+        };
+        metrics::counter!("worker_unreadable_answers_total", "kind" => CARD_TRANSACTION)
+            .increment(1);
+        match self
+            .ledger
+            .keep_unreadable(account, CARD_TRANSACTION, id.0, reason, answer)
+            .await
+        {
+            Ok(payload) => Fate::Dead(format!(
+                "{error}; Helcim's answer is kept as received in helcim_payloads (id \
+                 {payload}); replay this dead letter once the cause is fixed"
+            )),
+            // Not kept yet: try again rather than lose the answer.
+            Err(db) => Fate::Retry(format!(
+                "database: {db} (while keeping an unreadable answer)"
+            )),
+        }
     }
 
     /// The batch's currency in the ledger: remembered once known (it never changes),
@@ -169,43 +197,81 @@ impl Processor {
         client: &HelcimClient,
         id: CardBatchId,
     ) -> Result<FetchedBatch, Fate> {
+        let cached = |batch| FetchedBatch {
+            known: Known::Cached(batch),
+            gate: None,
+        };
         if let Some(batch) = self.batches.get(account, id) {
-            return Ok(FetchedBatch {
-                batch: Some(batch),
-                fetched_now: false,
-                gate: None,
-            });
+            return Ok(cached(batch));
         }
         let gate = self.batches.gate(account, id).lock_owned().await;
         if let Some(batch) = self.batches.get(account, id) {
-            return Ok(FetchedBatch {
-                batch: Some(batch),
-                fetched_now: false,
-                gate: None,
-            });
+            return Ok(cached(batch));
         }
         metrics::counter!("worker_helcim_calls_total", "call" => "card_batch").increment(1);
-        match client.card_batch(id).await {
-            Ok(batch) => Ok(FetchedBatch {
-                batch: Some(batch),
-                fetched_now: true,
-                gate: Some(gate),
-            }),
-            Err(error) if error.is_not_found() => Ok(FetchedBatch {
-                batch: None,
-                fetched_now: false,
-                gate: None,
-            }),
-            Err(error) => Err(helcim_fate(error, "the card batch")),
-        }
+        let known = match client.card_batch(id).await {
+            Ok(batch) => Known::Fetched(batch),
+            Err(error) if error.is_not_found() => Known::Missing,
+            Err(HelcimError::Unreadable { reason, answer, .. }) => {
+                // Not cached: each transaction of the batch asks again (and keeps what
+                // it got), so a fix at Helcim is seen at once.
+                metrics::counter!("worker_unreadable_answers_total", "kind" => crate::ledger::CARD_BATCH)
+                    .increment(1);
+                Known::Unreadable { id, reason, answer }
+            }
+            Err(error) => return Err(helcim_fate(error, "the card batch")),
+        };
+        Ok(FetchedBatch {
+            known,
+            gate: Some(gate),
+        })
     }
 }
 
 /// A batch for one job, and (when fetched now) the gate held until it is stored.
 struct FetchedBatch {
-    batch: Option<CardBatch>,
-    fetched_now: bool,
+    known: Known,
     gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// What a job knows of its transaction's batch.
+enum Known {
+    /// Stored by an earlier job: nothing to store again.
+    Cached(CardBatch),
+    /// Fetched now: to store.
+    Fetched(Fetched<CardBatch>),
+    /// Helcim does not know it (or the transaction names none).
+    Missing,
+    /// Helcim answered unreadably: the answer is kept, the transaction stored with an
+    /// exception.
+    Unreadable {
+        id: CardBatchId,
+        reason: String,
+        answer: RawAnswer,
+    },
+}
+
+impl Known {
+    fn view(&self) -> BatchView<'_> {
+        match self {
+            Known::Cached(batch) => BatchView::Read(batch),
+            Known::Fetched(fetched) => BatchView::Read(&fetched.value),
+            Known::Missing => BatchView::NotFound,
+            Known::Unreadable { reason, .. } => BatchView::Unreadable(reason),
+        }
+    }
+
+    fn to_store(&self) -> Option<BatchAnswer<'_>> {
+        match self {
+            Known::Fetched(fetched) => Some(BatchAnswer::Readable(fetched)),
+            Known::Unreadable { id, reason, answer } => Some(BatchAnswer::Unreadable {
+                id: *id,
+                reason,
+                answer,
+            }),
+            Known::Cached(_) | Known::Missing => None,
+        }
+    }
 }
 
 /// Transient Helcim failures (and a transaction not visible yet) are retried;
@@ -217,68 +283,6 @@ fn helcim_fate(error: HelcimError, what: &str) -> Fate {
         Fate::Retry(format!("{what} is not at Helcim yet: {error}"))
     } else {
         Fate::Dead(error.to_string())
-    }
-}
-
-/// Serialises the fetches of one batch.
-type Gate = Arc<tokio::sync::Mutex<()>>;
-
-/// Batches fetched recently, and the ledger's currency of each, per account.
-#[derive(Debug)]
-struct BatchCache {
-    open_refresh: Duration,
-    entries: Mutex<HashMap<(String, CardBatchId), (Instant, CardBatch)>>,
-    currencies: Mutex<HashMap<(String, CardBatchId), Currency>>,
-    gates: Mutex<HashMap<(String, CardBatchId), Gate>>,
-}
-
-impl BatchCache {
-    fn new(open_refresh: Duration) -> Self {
-        BatchCache {
-            open_refresh,
-            entries: Mutex::new(HashMap::new()),
-            currencies: Mutex::new(HashMap::new()),
-            gates: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The lock that serialises fetches of one batch.
-    fn gate(&self, account: &str, id: CardBatchId) -> Gate {
-        let mut gates = self.gates.lock().expect("lock poisoned");
-        if gates.len() > 50_000 {
-            gates.clear();
-        }
-        Arc::clone(gates.entry((account.to_string(), id)).or_default())
-    }
-
-    fn get(&self, account: &str, id: CardBatchId) -> Option<CardBatch> {
-        let entries = self.entries.lock().expect("lock poisoned");
-        let (fetched, batch) = entries.get(&(account.to_string(), id))?;
-        (batch.closed || fetched.elapsed() < self.open_refresh).then(|| batch.clone())
-    }
-
-    fn currency(&self, account: &str, id: CardBatchId) -> Option<Currency> {
-        self.currencies
-            .lock()
-            .expect("lock poisoned")
-            .get(&(account.to_string(), id))
-            .copied()
-    }
-
-    fn set_currency(&self, account: &str, id: CardBatchId, currency: Currency) {
-        let mut currencies = self.currencies.lock().expect("lock poisoned");
-        if currencies.len() > 50_000 {
-            currencies.clear();
-        }
-        currencies.insert((account.to_string(), id), currency);
-    }
-
-    fn put(&self, account: &str, batch: CardBatch) {
-        let mut entries = self.entries.lock().expect("lock poisoned");
-        if entries.len() > 50_000 {
-            entries.clear();
-        }
-        entries.insert((account.to_string(), batch.id), (Instant::now(), batch));
     }
 }
 

@@ -26,11 +26,25 @@ impl Reconciliation {
     }
 }
 
-/// `batch` is the transaction's batch as Helcim reports it (`None`: Helcim does not
-/// know it); `batch_currency` the currency the ledger already holds for that batch.
+/// The transaction's batch as Helcim reports it.
+#[derive(Debug, Clone, Copy)]
+pub enum BatchView<'a> {
+    Read(&'a CardBatch),
+    /// Helcim does not know it.
+    NotFound,
+    /// Helcim answered, but the answer could not be read (why).
+    Unreadable(&'a str),
+}
+
+/// The reason prefix of a transaction whose batch Helcim answered unreadably: the
+/// transaction is stored, the batch's raw answer kept, and the check waits for a fix.
+pub const BATCH_UNREADABLE: &str = "batch_unreadable";
+
+/// `batch` is the transaction's batch as Helcim reports it; `batch_currency` the
+/// currency the ledger already holds for that batch.
 pub fn reconcile(
     tx: &CardTransaction,
-    batch: Option<&CardBatch>,
+    batch: BatchView<'_>,
     batch_currency: Option<Currency>,
 ) -> Reconciliation {
     use Reconciliation::Exception;
@@ -47,8 +61,17 @@ pub fn reconcile(
     let Some(batch_id) = tx.card_batch_id else {
         return Exception("Helcim reports no card batch for this transaction".into());
     };
-    let Some(batch) = batch else {
-        return Exception(format!("card batch {batch_id} was not found at Helcim"));
+    let batch = match batch {
+        BatchView::Read(batch) => batch,
+        BatchView::NotFound => {
+            return Exception(format!("card batch {batch_id} was not found at Helcim"));
+        }
+        BatchView::Unreadable(why) => {
+            return Exception(format!(
+                "{BATCH_UNREADABLE}: Helcim's answer for card batch {batch_id} could not \
+                 be read ({why}); it is kept in helcim_payloads"
+            ));
+        }
     };
     if batch.id != batch_id {
         return Exception(format!(
@@ -100,12 +123,12 @@ mod tests {
     fn a_transaction_in_its_open_or_later_closed_batch_matches() {
         let t = tx(Some(7), "APPROVED", "2026-01-14 11:00:00", "CAD");
         assert_eq!(
-            reconcile(&t, Some(&batch(7, None)), None),
+            reconcile(&t, BatchView::Read(&batch(7, None)), None),
             Reconciliation::Matched
         );
         let closed = batch(7, Some("2026-01-14 17:00:00"));
         assert_eq!(
-            reconcile(&t, Some(&closed), Some(Currency::Cad)),
+            reconcile(&t, BatchView::Read(&closed), Some(Currency::Cad)),
             Reconciliation::Matched
         );
     }
@@ -115,22 +138,30 @@ mod tests {
         let t = tx(Some(7), "APPROVED", "2026-01-14 18:00:00", "CAD");
         let cases = [
             (
-                reconcile(&t, Some(&batch(7, Some("2026-01-14 17:00:00"))), None),
+                reconcile(
+                    &t,
+                    BatchView::Read(&batch(7, Some("2026-01-14 17:00:00"))),
+                    None,
+                ),
                 "after its batch closed",
             ),
-            (reconcile(&t, None, None), "not found"),
+            (reconcile(&t, BatchView::NotFound, None), "not found"),
             (
-                reconcile(&t, Some(&batch(8, None)), None),
+                reconcile(&t, BatchView::Unreadable("field `dateClosed`: bad"), None),
+                "batch_unreadable: Helcim's answer for card batch 7 could not be read (field `dateClosed`: bad)",
+            ),
+            (
+                reconcile(&t, BatchView::Read(&batch(8, None)), None),
                 "fetched card batch 8",
             ),
             (
-                reconcile(&t, Some(&batch(7, None)), Some(Currency::Usd)),
+                reconcile(&t, BatchView::Read(&batch(7, None)), Some(Currency::Usd)),
                 "batch of USD",
             ),
             (
                 reconcile(
                     &tx(None, "APPROVED", "2026-01-14 11:00:00", "CAD"),
-                    None,
+                    BatchView::NotFound,
                     None,
                 ),
                 "no card batch",
@@ -138,7 +169,7 @@ mod tests {
             (
                 reconcile(
                     &tx(Some(7), "HELD", "2026-01-14 11:00:00", "CAD"),
-                    Some(&batch(7, None)),
+                    BatchView::Read(&batch(7, None)),
                     None,
                 ),
                 "HELD",

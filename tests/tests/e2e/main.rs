@@ -8,4 +8,5 @@ mod ledger;
 mod pipeline;
 mod sim_binary;
 mod stack;
+mod unreadable;
 mod webhook_sink;

@@ -5,12 +5,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::Retryable;
+use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, HeaderMap, LOCATION, RETRY_AFTER};
 use serde_json::Value;
 
 use super::HelcimClient;
 use crate::limits::Remaining;
-use crate::{ApiErrors, HelcimError};
+use crate::{ApiErrors, HelcimError, RawAnswer};
+
+/// A success: its JSON, its body exactly as received (kept for an object that then does
+/// not read as the type expected) and when its request was sent.
+pub(super) struct Answer {
+    pub json: Value,
+    pub body: Vec<u8>,
+    pub sent_at: DateTime<Utc>,
+}
 
 /// A failed attempt, with the server's `Retry-After` when it sent one.
 struct AttemptError {
@@ -25,7 +34,7 @@ impl HelcimClient {
         segments: &[&str],
         params: &[(&str, String)],
         what: &str,
-    ) -> Result<Value, HelcimError> {
+    ) -> Result<Answer, HelcimError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
             .expect("checked in ClientConfig::new")
@@ -65,8 +74,10 @@ impl HelcimClient {
         })
     }
 
-    async fn attempt(&self, url: &url::Url, what: &str) -> Result<Value, AttemptError> {
+    async fn attempt(&self, url: &url::Url, what: &str) -> Result<Answer, AttemptError> {
         let permit = self.limiter.acquire().await;
+        // Taken once the budget lets the request leave: see `Fetched`.
+        let sent_at = Utc::now();
         let sent = self
             .http
             .get(url.clone())
@@ -110,7 +121,26 @@ impl HelcimClient {
                 retry_after: None,
             });
         }
-        classify(status, &body, what).map_err(|error| AttemptError { error, retry_after })
+        match classify(status, &body, what) {
+            Ok(json) => Ok(Answer {
+                json,
+                body: body.to_vec(),
+                sent_at,
+            }),
+            // A success that is not JSON: the body goes with the error, to be kept.
+            Err(HelcimError::Decode { what, reason }) => Err(AttemptError {
+                error: HelcimError::Unreadable {
+                    what,
+                    reason,
+                    answer: RawAnswer {
+                        body: body.to_vec(),
+                        sent_at,
+                    },
+                },
+                retry_after,
+            }),
+            Err(error) => Err(AttemptError { error, retry_after }),
+        }
     }
 }
 

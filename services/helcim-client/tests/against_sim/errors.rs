@@ -104,7 +104,12 @@ async fn a_hidden_transaction_is_not_found_until_revealed() {
         f.api.hidden_transaction_ids.remove(&id);
     });
     assert_eq!(
-        client.card_transaction(TransactionId(id)).await.unwrap().id,
+        client
+            .card_transaction(TransactionId(id))
+            .await
+            .unwrap()
+            .value
+            .id,
         TransactionId(id)
     );
     sim.stop().await;
@@ -168,4 +173,60 @@ async fn an_unreachable_api_is_a_transient_transport_error() {
         "{err}"
     );
     assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn an_unreadable_answer_carries_its_exact_body_for_storage_but_never_prints_it() {
+    let (sim, client, account) = sim_and_client(SimConfig::default()).await;
+    let tx = sim
+        .state()
+        .activity
+        .transactions
+        .iter()
+        .find(|t| t.account_id == account.account_id)
+        .unwrap()
+        .clone();
+    let batch_id = tx.card_batch_id;
+    sim.state().update_faults(|f| {
+        f.api.unreadable_transaction_ids.insert(tx.transaction_id);
+        f.api.unreadable_batch_ids.insert(batch_id);
+    });
+    let before = chrono::Utc::now();
+
+    // Not JSON at all: the cut-off body comes back byte for byte, not retried.
+    let err = client
+        .card_transaction(TransactionId(tx.transaction_id))
+        .await
+        .unwrap_err();
+    assert!(!err.is_transient());
+    let answer = err.unreadable_answer().expect("the body is carried");
+    let body = String::from_utf8(answer.body.clone()).unwrap();
+    assert!(
+        body.starts_with(&format!("{{\"transactionId\":{}", tx.transaction_id)),
+        "{body}"
+    );
+    assert!(answer.json().is_none());
+    assert!(answer.sent_at >= before);
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("not JSON"), "{shown}");
+    assert!(
+        !shown.contains(&body),
+        "the body stays out of messages: {shown}"
+    );
+    assert!(!shown.contains(&account.api_token), "{shown}");
+
+    // JSON with a field that does not read: the reason names the field.
+    let err = client.card_batch(CardBatchId(batch_id)).await.unwrap_err();
+    let answer = err.unreadable_answer().expect("the body is carried");
+    assert_eq!(answer.json().unwrap()["dateClosed"], "sometime yesterday");
+    assert!(err.to_string().contains("dateClosed"), "{err}");
+    // The reason may quote the one field's value; the rest of the body stays out.
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("batchNumber"), "{shown}");
+    assert_eq!(
+        sim.state().api_stats().requests,
+        2,
+        "neither answer was retried"
+    );
+    sim.stop().await;
 }

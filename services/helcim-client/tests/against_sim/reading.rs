@@ -148,7 +148,8 @@ async fn one_transaction_by_id_matches_its_listing() {
     let tx = client
         .card_transaction(TransactionId(truth.transaction_id))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
     assert_same(&tx, &truth);
     sim.stop().await;
 }
@@ -190,7 +191,7 @@ async fn batches_read_with_their_stats_and_the_open_one_has_no_close_time() {
         .find(|b| b.closed_at.is_none())
         .expect("one batch is open");
     assert_eq!(open.raw["dateClosed"], "0000-00-00 00:00:00");
-    let again = client.card_batch(open.id).await.unwrap();
+    let again = client.card_batch(open.id).await.unwrap().into_inner();
     assert_eq!(again.stats, open.stats);
 
     // Filtering one batch's transactions gives exactly its count.
