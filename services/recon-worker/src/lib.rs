@@ -10,6 +10,7 @@
 
 pub mod clients;
 pub mod config;
+pub mod connected;
 pub mod consume;
 pub mod ledger;
 pub mod process;
