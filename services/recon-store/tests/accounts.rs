@@ -268,7 +268,10 @@ async fn version_1_secrets_are_upgraded_to_purpose_keys_by_reencrypt() {
     // Rotating the master key: everything, connected accounts too, moves to the new
     // purpose keys.
     let next = new_key();
-    let rotating = AccountStore::new(db.pool.clone(), cipher_with(&next, &[master.clone()]));
+    let rotating = AccountStore::new(
+        db.pool.clone(),
+        cipher_with(&next, std::slice::from_ref(&master)),
+    );
     assert_eq!(rotating.reencrypt_stale().await.unwrap(), 3);
     let connected_after = ConnectedAccounts::new(
         db.pool.clone(),
