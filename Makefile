@@ -17,6 +17,7 @@ test: services build
 ## bench: throughput and latency figures, printed (release build; takes ~5 minutes).
 bench: services
 	$(CARGO) build --release --workspace --bins
+	$(CARGO) bench -p recon-receiver --bench signature
 	$(CARGO) bench -p recon-e2e --bench receiver
 	$(CARGO) bench -p recon-e2e --bench pipeline
 

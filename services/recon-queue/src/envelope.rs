@@ -42,6 +42,7 @@ mod tests {
             received_at_micros: 1_700_000_000_123_456,
             raw_body: br#"{"id":"25764674","type":"cardTransaction"}"#.to_vec(),
             request_id: "req-1".into(),
+            sealed_secrets: Some(vec![1, 2, 3]),
         };
         let decoded = WebhookEnvelope::decode_from(&envelope.encode_to_bytes()).unwrap();
         assert_eq!(decoded, envelope);

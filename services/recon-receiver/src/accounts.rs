@@ -5,6 +5,12 @@
 //! tokens take effect without a restart. A request for an unknown account triggers
 //! an early refresh (at most one per `miss_refresh_interval`), so an account added a
 //! moment ago is found at once.
+//!
+//! An account whose verifier tokens do not decrypt here (a key missing from this
+//! deployment, or a version-1 secret not yet re-encrypted) stays known, with its
+//! unreadable tokens counted: the route answers 503 (Helcim retries) rather than 404
+//! or 401, the `receiver_account_secrets_unreadable` gauge names it, and the error is
+//! logged once per refresh, never per request.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,8 +21,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::signature::{KeyError, VerifierKey};
 
+/// One account's active verifier keys, and how many of its tokens could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct AccountKeys {
+    pub keys: Arc<[VerifierKey]>,
+    /// Active tokens that do not decrypt with the keys this process holds.
+    pub unreadable: usize,
+}
+
+impl From<Vec<VerifierKey>> for AccountKeys {
+    fn from(keys: Vec<VerifierKey>) -> Self {
+        AccountKeys {
+            keys: keys.into(),
+            unreadable: 0,
+        }
+    }
+}
+
 /// Active verifier keys by account id.
-pub type KeyTable = HashMap<String, Arc<[VerifierKey]>>;
+pub type KeyTable = HashMap<String, AccountKeys>;
 
 /// Where accounts come from.
 pub trait AccountSource: Send + Sync + fmt::Debug + 'static {
@@ -40,7 +63,7 @@ impl StaticAccounts {
         }
         Ok(StaticAccounts(HashMap::from([(
             account_id.to_string(),
-            keys.into(),
+            AccountKeys::from(keys),
         )])))
     }
 
@@ -62,26 +85,35 @@ pub struct DatabaseAccounts(pub recon_store::AccountStore);
 impl AccountSource for DatabaseAccounts {
     fn load(&self) -> futures::future::BoxFuture<'_, anyhow::Result<KeyTable>> {
         Box::pin(async move {
-            let mut keys: HashMap<String, Vec<VerifierKey>> = HashMap::new();
+            let mut table: HashMap<String, (Vec<VerifierKey>, usize)> = HashMap::new();
             for (account_id, token) in self.0.active_verifier_tokens().await? {
+                let entry = table.entry(account_id.clone()).or_default();
                 let token = match token {
                     Ok(token) => token,
+                    // Once per refresh: requests only count it.
                     Err(error) => {
-                        tracing::error!(account = %account_id, %error, "skipping a verifier token that does not decrypt");
+                        tracing::error!(account = %account_id, %error, "a verifier token does not decrypt: webhooks for this account get 503 until it does");
+                        entry.1 += 1;
                         continue;
                     }
                 };
                 match VerifierKey::parse(secrecy::ExposeSecret::expose_secret(&token)) {
-                    Ok(key) => keys.entry(account_id).or_default().push(key),
+                    Ok(key) => entry.0.push(key),
                     // One bad row must not take every other account down with it.
                     Err(error) => {
                         tracing::error!(account = %account_id, %error, "skipping an unusable verifier token")
                     }
                 }
             }
-            Ok(keys
+            Ok(table
                 .into_iter()
-                .map(|(id, keys)| (id, keys.into()))
+                .map(|(id, (keys, unreadable))| {
+                    let keys = AccountKeys {
+                        keys: keys.into(),
+                        unreadable,
+                    };
+                    (id, keys)
+                })
                 .collect())
         })
     }
@@ -115,6 +147,12 @@ impl AccountDirectory {
         for source in &self.sources {
             table.extend(source.load().await?);
         }
+        // Registered accounts only: the label values come from the sources, never from
+        // a request.
+        for (account, keys) in &table {
+            ::metrics::gauge!(crate::metrics::SECRETS_UNREADABLE, "account" => account.clone())
+                .set(keys.unreadable as f64);
+        }
         *self.table.write().expect("lock poisoned") = table;
         Ok(())
     }
@@ -124,7 +162,7 @@ impl AccountDirectory {
     }
 
     /// The account's active keys, or `None` if no such account exists.
-    pub async fn keys(&self, account_id: &str) -> Option<Arc<[VerifierKey]>> {
+    pub async fn keys(&self, account_id: &str) -> Option<AccountKeys> {
         if let Some(keys) = self.cached(account_id) {
             return Some(keys);
         }
@@ -138,7 +176,7 @@ impl AccountDirectory {
         self.cached(account_id)
     }
 
-    fn cached(&self, account_id: &str) -> Option<Arc<[VerifierKey]>> {
+    fn cached(&self, account_id: &str) -> Option<AccountKeys> {
         self.table
             .read()
             .expect("lock poisoned")
@@ -173,7 +211,7 @@ mod tests {
         let directory = AccountDirectory::load(vec![Box::new(source)])
             .await
             .unwrap();
-        assert_eq!(directory.keys("default").await.unwrap().len(), 2);
+        assert_eq!(directory.keys("default").await.unwrap().keys.len(), 2);
         assert!(directory.keys("other").await.is_none());
     }
 

@@ -8,15 +8,28 @@ use clap::Parser;
 use recon_common::telemetry::LogFormat;
 use secrecy::{ExposeSecret, SecretString};
 
+use recon_store::intake::IntakePublicKey;
+use recon_store::{Purpose, SecretCipher};
+
 use crate::accounts::{AccountSource, DatabaseAccounts, StaticAccounts};
 
 /// recon-receiver: verifies Helcim webhooks and queues them on RabbitMQ.
 #[derive(Debug, Clone, Parser)]
 #[command(version)]
 pub struct Settings {
-    /// Address to listen on.
+    /// Address to listen on (webhooks; also /healthz, /readyz and /metrics unless
+    /// METRICS_ADDR is set).
     #[arg(long, env = "RECEIVER_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// A separate address for /healthz, /readyz and /metrics; when set, RECEIVER_ADDR
+    /// serves only /webhooks/helcim/{account_id}, so the ingress exposes nothing else.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// The intake public key (base64, from `reconctl keys derive`): secrets found in a
+    /// webhook body are sealed with it before queueing. Not a secret. Derived from
+    /// RECON_MASTER_KEY when unset.
+    #[arg(long, env = "RECON_INTAKE_PUBLIC_KEY")]
+    pub intake_public_key: Option<String>,
     #[command(flatten)]
     pub amqp: recon_queue::AmqpSettings,
     /// AMQP channels publishing in parallel.
@@ -32,7 +45,8 @@ pub struct Settings {
     /// while rotating.
     #[arg(long, env = "HELCIM_WEBHOOK_VERIFIER_TOKEN", value_parser = secret, hide_env_values = true)]
     pub verifier_token: Option<SecretString>,
-    /// Postgres with the accounts (`reconctl accounts add`); needs RECON_MASTER_KEY.
+    /// Postgres with the accounts (`reconctl accounts add`); needs RECON_VERIFIER_KEY
+    /// (or RECON_MASTER_KEY). No other purpose key is kept by the receiver.
     #[arg(long, env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
     pub database_url: Option<SecretString>,
     /// Largest body accepted; larger gets 413.
@@ -71,7 +85,8 @@ impl Settings {
     pub async fn account_sources(&self) -> anyhow::Result<Vec<Box<dyn AccountSource>>> {
         let mut sources: Vec<Box<dyn AccountSource>> = Vec::new();
         if let Some(url) = &self.database_url {
-            let cipher = std::sync::Arc::new(recon_store::SecretCipher::from_env()?);
+            let cipher =
+                std::sync::Arc::new(verifier_keys_only(recon_store::SecretCipher::from_env()?)?);
             let pool = recon_store::database::connect(url.expose_secret()).await?;
             sources.push(Box::new(DatabaseAccounts(recon_store::AccountStore::new(
                 pool, cipher,
@@ -90,4 +105,26 @@ impl Settings {
         }
         Ok(sources)
     }
+
+    /// The key secrets in bodies are sealed with: the configured public key, else the
+    /// one derived from RECON_MASTER_KEY, else none (such bodies then get 503).
+    pub fn intake_key(&self) -> anyhow::Result<Option<IntakePublicKey>> {
+        match &self.intake_public_key {
+            Some(text) if !text.trim().is_empty() => Ok(Some(IntakePublicKey::from_base64(text)?)),
+            _ => IntakePublicKey::from_env(),
+        }
+    }
+}
+
+/// The internet-facing receiver keeps the verifier key and nothing else: the API- and
+/// partner-token keys are dropped even when RECON_MASTER_KEY gave them (the master key
+/// itself is kept only to read version-1 verifier tokens until they are re-encrypted).
+pub fn verifier_keys_only(cipher: SecretCipher) -> anyhow::Result<SecretCipher> {
+    let cipher = cipher.restricted_to(&[Purpose::Verifier], true);
+    if !cipher.holds(Purpose::Verifier) {
+        anyhow::bail!(
+            "DATABASE_URL is set but no verifier key is: set RECON_VERIFIER_KEY (from `reconctl keys derive`)"
+        );
+    }
+    Ok(cipher)
 }

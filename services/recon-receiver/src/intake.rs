@@ -43,6 +43,14 @@ pub enum Intake {
 pub enum Rejection {
     #[error("{0}")]
     Unauthorized(String),
+    /// Signed by the account, but `webhook-timestamp` is outside the window (a late
+    /// retry, or a clock off by minutes): still 401, and counted by account.
+    #[error("{reason}")]
+    Stale {
+        reason: String,
+        /// `old` or `future`.
+        direction: &'static str,
+    },
     #[error("{0}")]
     BadRequest(String),
 }
@@ -96,7 +104,7 @@ pub fn classify(
     }
     let timestamp = parse_timestamp(timestamp_text)
         .ok_or_else(|| unauthorized("webhook-timestamp is not a Unix time in seconds"))?;
-    verify(
+    match verify(
         keys,
         webhook_id,
         timestamp_text,
@@ -104,7 +112,36 @@ pub fn classify(
         signature,
         body,
         now,
-    )?;
+    ) {
+        Err(stale @ (Unverified::TooOld(_) | Unverified::TooNew(_))) => {
+            // Signed at its own time? Then Helcim really sent it (perhaps a retry
+            // reusing its first timestamp): worth counting, unlike a forgery.
+            let signed = verify(
+                keys,
+                webhook_id,
+                timestamp_text,
+                timestamp,
+                signature,
+                body,
+                timestamp,
+            )
+            .is_ok();
+            let direction = if matches!(stale, Unverified::TooOld(_)) {
+                "old"
+            } else {
+                "future"
+            };
+            return Err(if signed {
+                Rejection::Stale {
+                    reason: stale.to_string(),
+                    direction,
+                }
+            } else {
+                stale.into()
+            });
+        }
+        other => other?,
+    }
 
     // Only now, with the sender proven, is the body read.
     let json: Value = serde_json::from_slice(body)

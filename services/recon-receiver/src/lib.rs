@@ -11,5 +11,6 @@ pub mod config;
 pub mod intake;
 pub mod metrics;
 pub mod routes;
+pub mod secrets;
 pub mod signature;
 pub mod startup;

@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     telemetry::init(settings.log_format);
     let app = Application::build(&settings, settings.account_sources().await?).await?;
-    tracing::info!(addr = %settings.addr, port = app.port(), prefix = %settings.amqp.prefix, "recon-receiver is listening");
+    tracing::info!(addr = %settings.addr, port = app.port(), metrics_port = ?app.metrics_port(), prefix = %settings.amqp.prefix, "recon-receiver is listening");
     let handle = app.handle();
     tokio::spawn(async move {
         recon_common::shutdown::signal().await;

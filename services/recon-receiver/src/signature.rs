@@ -3,6 +3,10 @@
 //! the base64-decoded verifier token (an optional `whsec_` prefix is dropped). The
 //! `webhook-signature` header lists `v1,<signature>` entries separated by spaces; any
 //! one matching any active key verifies, which is how secrets rotate.
+//!
+//! The cost is bounded whatever the sender puts in the header: at most
+//! [`MAX_SIGNATURES`] entries are accepted, the body is hashed once per active key (never
+//! once per entry), and each entry is compared in constant time with those MACs.
 
 use std::fmt;
 
@@ -10,9 +14,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// How far a `webhook-timestamp` may be from now, either way.
 pub const TOLERANCE_SECS: i64 = 300;
+
+/// Most entries a `webhook-signature` header may list. Helcim sends one (two while a
+/// secret rotates); more is refused rather than compared.
+pub const MAX_SIGNATURES: usize = 10;
+
+/// An HMAC-SHA256 output, the only signature length that can match.
+const MAC_LEN: usize = 32;
 
 /// One account's verifier token, decoded and ready to key HMACs. Never printed.
 #[derive(Clone)]
@@ -50,15 +62,18 @@ impl VerifierKey {
         Ok(VerifierKey { keyed })
     }
 
-    /// Constant-time check of one signature over the signed content.
-    fn verifies(&self, webhook_id: &str, timestamp: &str, body: &[u8], signature: &[u8]) -> bool {
+    /// The MAC of the signed content under this key: the one hash of the body this key
+    /// costs, whatever the number of signatures listed.
+    fn mac(&self, webhook_id: &str, timestamp: &str, body: &[u8]) -> [u8; MAC_LEN] {
+        #[cfg(test)]
+        tests::MACS_COMPUTED.with(|count| count.set(count.get() + 1));
         let mut mac = self.keyed.clone();
         mac.update(webhook_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.as_bytes());
         mac.update(b".");
         mac.update(body);
-        mac.verify_slice(signature).is_ok()
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -71,6 +86,10 @@ pub enum Unverified {
     TooNew(i64),
     #[error("webhook-signature has no v1 signature")]
     NoV1Signature,
+    #[error(
+        "webhook-signature lists {0} entries; at most 10 are accepted (send only the current signatures)"
+    )]
+    TooManySignatures(usize),
     #[error("no signature matches the account's verifier tokens")]
     Mismatch,
 }
@@ -93,19 +112,30 @@ pub fn verify(
     if -age > TOLERANCE_SECS {
         return Err(Unverified::TooNew(-age));
     }
-    let signatures: Vec<Vec<u8>> = signature_header
+    let entries = signature_header.split_whitespace().count();
+    if entries > MAX_SIGNATURES {
+        return Err(Unverified::TooManySignatures(entries));
+    }
+    // Only entries that can match are kept: base64 of exactly 32 bytes.
+    let signatures: Vec<[u8; MAC_LEN]> = signature_header
         .split_whitespace()
         .filter_map(|entry| entry.strip_prefix("v1,"))
         .filter_map(|encoded| STANDARD.decode(encoded).ok())
+        .filter_map(|decoded| <[u8; MAC_LEN]>::try_from(decoded).ok())
         .collect();
     if signatures.is_empty() {
         return Err(Unverified::NoV1Signature);
     }
-    let matched = signatures.iter().any(|signature| {
-        keys.iter()
-            .any(|key| key.verifies(webhook_id, timestamp_text, body, signature))
-    });
-    if matched {
+    // Every comparison runs (no early exit), so timing says nothing about which key or
+    // entry matched.
+    let mut matched = subtle::Choice::from(0);
+    for key in keys {
+        let expected = key.mac(webhook_id, timestamp_text, body);
+        for signature in &signatures {
+            matched |= expected.ct_eq(signature);
+        }
+    }
+    if bool::from(matched) {
         Ok(())
     } else {
         Err(Unverified::Mismatch)
@@ -131,7 +161,14 @@ pub fn sign(
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+
+    thread_local! {
+        /// How many times this thread hashed a body (see [`VerifierKey::mac`]).
+        pub(super) static MACS_COMPUTED: Cell<usize> = const { Cell::new(0) };
+    }
 
     // The example from the Standard Webhooks specification.
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -213,5 +250,50 @@ mod tests {
         );
         let key = VerifierKey::parse(SECRET).unwrap();
         assert_eq!(format!("{key:?}"), "VerifierKey(<redacted>)");
+    }
+
+    #[test]
+    fn more_than_ten_signature_entries_are_refused_with_the_reason() {
+        let key = [VerifierKey::parse(SECRET).unwrap()];
+        let filler = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ".repeat(10);
+        assert_eq!(
+            check(&key, &format!("{filler}{SIGNATURE}"), TS),
+            Err(Unverified::TooManySignatures(11))
+        );
+        assert!(
+            Unverified::TooManySignatures(11)
+                .to_string()
+                .contains("at most 10")
+        );
+        let nine = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ".repeat(9);
+        assert_eq!(check(&key, &format!("{nine}{SIGNATURE}"), TS), Ok(()));
+    }
+
+    #[test]
+    fn the_body_is_hashed_once_per_key_whatever_the_number_of_signatures() {
+        let other = VerifierKey::parse("c2Vjb25kLWtleQ==").unwrap();
+        let keys = [other, VerifierKey::parse(SECRET).unwrap()];
+        for entries in [1, 5, 10] {
+            let header = vec!["v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; entries].join(" ");
+            MACS_COMPUTED.with(|count| count.set(0));
+            assert_eq!(check(&keys, &header, TS), Err(Unverified::Mismatch));
+            assert_eq!(
+                MACS_COMPUTED.with(Cell::get),
+                keys.len(),
+                "{entries} entries"
+            );
+        }
+    }
+
+    #[test]
+    fn entries_that_are_not_32_bytes_are_never_compared() {
+        let key = [VerifierKey::parse(SECRET).unwrap()];
+        // Base64 of 31 and 33 bytes: well-formed, but no HMAC-SHA256 is that long.
+        let header = format!(
+            "v1,{} v1,{}",
+            STANDARD.encode([0; 31]),
+            STANDARD.encode([0; 33])
+        );
+        assert_eq!(check(&key, &header, TS), Err(Unverified::NoV1Signature));
     }
 }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
     pub clock: Clock,
+    /// Seals secrets found in bodies for the worker (`RECON_INTAKE_PUBLIC_KEY`).
+    pub intake_key: Option<recon_store::intake::IntakePublicKey>,
 }
 
 /// Where "now" comes from when checking `webhook-timestamp`: the system, or a fixed
@@ -50,6 +52,8 @@ impl Clock {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The separate health and metrics server (METRICS_ADDR), when configured.
+    metrics: Option<(u16, Server)>,
     broker: Arc<Broker>,
     background: CancellationToken,
 }
@@ -102,41 +106,41 @@ impl Application {
             metrics: crate::metrics::install(),
             max_body_bytes: settings.max_body_bytes,
             clock,
+            intake_key: settings.intake_key()?,
         });
-        let listener = TcpListener::bind(settings.addr).with_context(|| {
-            format!("Failed to listen on {} (is the port taken?)", settings.addr)
-        })?;
-        let port = listener
-            .local_addr()
-            .context("Failed to read the bound address")?
-            .port();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(TracingLogger::default())
-                .app_data(state.clone())
-                .route(
+        // With METRICS_ADDR, the webhook port serves the webhook path alone.
+        let health_here = settings.metrics_addr.is_none();
+        let (port, server) = serve(settings.addr, settings.workers, 25, {
+            let state = state.clone();
+            move |config| {
+                config.app_data(state.clone()).route(
                     "/webhooks/helcim/{account_id}",
                     web::post().to(webhook::receive),
-                )
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz))
-                .route("/metrics", web::get().to(health::metrics))
-        })
-        .disable_signals()
-        .shutdown_timeout(25);
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
-        }
-        let server = server
-            .listen(listener)
-            .context("Failed to start the HTTP server")?
-            .run();
+                );
+                if health_here {
+                    health_routes(config);
+                }
+            }
+        })?;
+        let metrics = match settings.metrics_addr {
+            Some(addr) => Some(serve(addr, 1, 1, move |config| {
+                config.app_data(state.clone());
+                health_routes(config);
+            })?),
+            None => None,
+        };
         Ok(Application {
             port,
             server,
+            metrics,
             broker,
             background,
         })
+    }
+
+    /// The port of the separate health and metrics server, when METRICS_ADDR is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -148,12 +152,58 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped through [`Application::handle`], then closes RabbitMQ.
+    /// Serves until stopped through [`Application::handle`], then closes RabbitMQ (and
+    /// the metrics server, which outlives the webhook one so probes see the drain).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await.context("the HTTP server failed");
+        if let Some(handle) = metrics {
+            handle.stop(true).await;
+        }
         self.background.cancel();
         self.broker.close().await;
         tracing::info!("recon-receiver stopped");
         result
     }
+}
+
+fn health_routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics));
+}
+
+/// Binds `addr` and builds a server with the routes `configure` adds.
+fn serve(
+    addr: std::net::SocketAddr,
+    workers: usize,
+    shutdown_secs: u64,
+    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("Failed to listen on {addr} (is the port taken?)"))?;
+    let port = listener
+        .local_addr()
+        .context("Failed to read the bound address")?
+        .port();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::default())
+            .configure(configure.clone())
+    })
+    .disable_signals()
+    .shutdown_timeout(shutdown_secs);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    let server = server
+        .listen(listener)
+        .context("Failed to start the HTTP server")?
+        .run();
+    Ok((port, server))
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use sqlx::{PgPool, Row};
 
-use crate::crypto::{CryptoError, SecretCipher, fingerprint};
+use crate::crypto::{CryptoError, Purpose, SecretCipher, fingerprint};
 
 /// What went wrong with an account operation, in terms an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,18 @@ impl AccountStore {
         if !valid_id(id) {
             return Err(StoreError::BadAccountId(id.to_string()));
         }
+        let encrypt = |purpose, token: &Option<SecretString>, name| {
+            token
+                .as_ref()
+                .map(|t| self.cipher.encrypt(purpose, t, &context(id, name)))
+                .transpose()
+        };
+        let api_token = encrypt(Purpose::ApiToken, &account.api_token, "api-token")?;
+        let partner_token = encrypt(
+            Purpose::PartnerToken,
+            &account.partner_token,
+            "partner-token",
+        )?;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO accounts (account_id, display_name, api_token_encrypted, partner_token_encrypted)
@@ -89,8 +101,8 @@ impl AccountStore {
         )
         .bind(id)
         .bind(&account.display_name)
-        .bind(account.api_token.as_ref().map(|t| self.cipher.encrypt(t, &context(id, "api-token"))))
-        .bind(account.partner_token.as_ref().map(|t| self.cipher.encrypt(t, &context(id, "partner-token"))))
+        .bind(api_token)
+        .bind(partner_token)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -189,9 +201,11 @@ impl AccountStore {
             .map(|row| {
                 let account_id: String = row.try_get("account_id")?;
                 let blob: Vec<u8> = row.try_get("token_encrypted")?;
-                let token = self
-                    .cipher
-                    .decrypt(&blob, &context(&account_id, "verifier-token"));
+                let token = self.cipher.decrypt(
+                    Purpose::Verifier,
+                    &blob,
+                    &context(&account_id, "verifier-token"),
+                );
                 Ok((account_id, token))
             })
             .collect()
@@ -210,9 +224,11 @@ impl AccountStore {
             .map(|row| {
                 let account_id: String = row.try_get("account_id")?;
                 let blob: Vec<u8> = row.try_get("api_token_encrypted")?;
-                let token = self
-                    .cipher
-                    .decrypt(&blob, &context(&account_id, "api-token"));
+                let token = self.cipher.decrypt(
+                    Purpose::ApiToken,
+                    &blob,
+                    &context(&account_id, "api-token"),
+                );
                 Ok((account_id, token))
             })
             .collect()
@@ -229,6 +245,20 @@ impl AccountStore {
         if !valid_id(account_id) {
             return Err(StoreError::BadAccountId(account_id.to_string()));
         }
+        let api_token = self.cipher.encrypt(
+            Purpose::ApiToken,
+            api_token,
+            &context(account_id, "api-token"),
+        )?;
+        let partner_token = partner_token
+            .map(|t| {
+                self.cipher.encrypt(
+                    Purpose::PartnerToken,
+                    t,
+                    &context(account_id, "partner-token"),
+                )
+            })
+            .transpose()?;
         sqlx::query(
             "INSERT INTO accounts (account_id, api_token_encrypted, partner_token_encrypted)
              VALUES ($1, $2, $3)
@@ -238,14 +268,16 @@ impl AccountStore {
                  updated_at = now()",
         )
         .bind(account_id)
-        .bind(self.cipher.encrypt(api_token, &context(account_id, "api-token")))
-        .bind(partner_token.map(|t| self.cipher.encrypt(t, &context(account_id, "partner-token"))))
+        .bind(api_token)
+        .bind(partner_token)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Re-encrypts every secret made under an older master key; returns how many.
+    /// Re-encrypts every secret not under its purpose's current key (made under an
+    /// older key, or a version-1 secret made under the master key itself); returns how
+    /// many. Needs every purpose key (run it with `RECON_MASTER_KEY`).
     pub async fn reencrypt_stale(&self) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut count = 0;
@@ -260,11 +292,12 @@ impl AccountStore {
                 row.try_get("account_id")?,
                 row.try_get("token_encrypted")?,
             );
-            if self.cipher.is_stale(&blob) {
-                let purpose = context(&account_id, "verifier-token");
-                let fresh = self
-                    .cipher
-                    .encrypt(&self.cipher.decrypt(&blob, &purpose)?, &purpose);
+            if self.cipher.is_stale(Purpose::Verifier, &blob) {
+                let fresh = self.rewrap(
+                    Purpose::Verifier,
+                    &blob,
+                    &context(&account_id, "verifier-token"),
+                )?;
                 sqlx::query(
                     "UPDATE account_verifier_tokens SET token_encrypted = $1 WHERE id = $2",
                 )
@@ -280,18 +313,19 @@ impl AccountStore {
             .await?;
         for row in rows {
             let account_id: String = row.try_get("account_id")?;
-            for (column, purpose) in [
-                ("api_token_encrypted", "api-token"),
-                ("partner_token_encrypted", "partner-token"),
+            for (column, purpose, name) in [
+                ("api_token_encrypted", Purpose::ApiToken, "api-token"),
+                (
+                    "partner_token_encrypted",
+                    Purpose::PartnerToken,
+                    "partner-token",
+                ),
             ] {
                 let blob: Option<Vec<u8>> = row.try_get(column)?;
-                let Some(blob) = blob.filter(|b| self.cipher.is_stale(b)) else {
+                let Some(blob) = blob.filter(|b| self.cipher.is_stale(purpose, b)) else {
                     continue;
                 };
-                let purpose = context(&account_id, purpose);
-                let fresh = self
-                    .cipher
-                    .encrypt(&self.cipher.decrypt(&blob, &purpose)?, &purpose);
+                let fresh = self.rewrap(purpose, &blob, &context(&account_id, name))?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE accounts SET {column} = $1, updated_at = now() WHERE account_id = $2"
                 )))
@@ -302,8 +336,19 @@ impl AccountStore {
                 count += 1;
             }
         }
+        count += crate::connected::reencrypt_stale(&mut tx, &self.cipher).await?;
         tx.commit().await?;
         Ok(count)
+    }
+
+    fn rewrap(&self, purpose: Purpose, blob: &[u8], context: &str) -> Result<Vec<u8>, StoreError> {
+        let secret = self.cipher.decrypt(purpose, blob, context)?;
+        Ok(self.cipher.encrypt(purpose, &secret, context)?)
+    }
+
+    /// The pool and cipher, for the other tables holding secrets.
+    pub fn parts(&self) -> (&PgPool, &Arc<SecretCipher>) {
+        (&self.pool, &self.cipher)
     }
 }
 
@@ -319,7 +364,11 @@ async fn insert_verifier(
          VALUES ($1, $2, $3) ON CONFLICT (account_id, fingerprint) DO NOTHING",
     )
     .bind(account_id)
-    .bind(cipher.encrypt(token, &context(account_id, "verifier-token")))
+    .bind(cipher.encrypt(
+        Purpose::Verifier,
+        token,
+        &context(account_id, "verifier-token"),
+    )?)
     .bind(&fingerprint)
     .execute(&mut **tx)
     .await?;

@@ -4,9 +4,12 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod connected;
 pub mod crypto;
 pub mod database;
+pub mod intake;
+pub mod keys;
 pub mod testing;
 
 pub use accounts::{AccountStore, AccountSummary, StoreError};
-pub use crypto::{MasterKey, SecretCipher};
+pub use crypto::{MasterKey, Purpose, SecretCipher};

@@ -189,3 +189,105 @@ async fn a_master_key_rotation_reencrypts_every_secret() {
     );
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn version_1_secrets_are_upgraded_to_purpose_keys_by_reencrypt() {
+    use recon_store::Purpose;
+    use recon_store::connected::{ConnectedAccount, ConnectedAccounts};
+    use recon_store::crypto::legacy_encrypt;
+
+    let db = TestDatabase::create().await;
+    let master = new_key();
+    // Rows as a release before purpose keys wrote them: version 1, under the master key.
+    sqlx::query("INSERT INTO accounts (account_id, api_token_encrypted) VALUES ('old', $1)")
+        .bind(legacy_encrypt(
+            &master,
+            &secret("old-api"),
+            "accounts/old/api-token",
+        ))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO account_verifier_tokens (account_id, token_encrypted, fingerprint) VALUES ('old', $1, 'f')",
+    )
+    .bind(legacy_encrypt(&master, &secret("dG9rZW4="), "accounts/old/verifier-token"))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let receiver_keys = || {
+        Arc::new(SecretCipher::from_data_keys(
+            vec![master.derive(Purpose::Verifier)],
+            vec![],
+        ))
+    };
+    let receiver = AccountStore::new(db.pool.clone(), receiver_keys());
+    let before = receiver.active_verifier_tokens().await.unwrap();
+    assert!(
+        matches!(
+            before[0].1,
+            Err(recon_store::crypto::CryptoError::NeedsMasterKey)
+        ),
+        "a purpose key alone cannot read version 1"
+    );
+
+    let operator = AccountStore::new(db.pool.clone(), cipher_with(&master, &[]));
+    let connected = ConnectedAccounts::new(db.pool.clone(), cipher_with(&master, &[]));
+    connected
+        .upsert(&ConnectedAccount {
+            account_id: "old",
+            connected_account_id: "42",
+            api_token: &secret("connected-api"),
+            webhook_id: "msg_1",
+            helcim_timestamp: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        operator.reencrypt_stale().await.unwrap(),
+        2,
+        "the two version-1 rows"
+    );
+
+    let after = receiver.active_verifier_tokens().await.unwrap();
+    assert_eq!(after[0].1.as_ref().unwrap().expose_secret(), "dG9rZW4=");
+    let worker_keys = Arc::new(SecretCipher::from_data_keys(
+        vec![master.derive(Purpose::ApiToken)],
+        vec![],
+    ));
+    let worker = AccountStore::new(db.pool.clone(), worker_keys.clone());
+    assert_eq!(
+        worker.api_tokens().await.unwrap()[0]
+            .1
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        "old-api"
+    );
+
+    // Rotating the master key: everything, connected accounts too, moves to the new
+    // purpose keys.
+    let next = new_key();
+    let rotating = AccountStore::new(
+        db.pool.clone(),
+        cipher_with(&next, std::slice::from_ref(&master)),
+    );
+    assert_eq!(rotating.reencrypt_stale().await.unwrap(), 3);
+    let connected_after = ConnectedAccounts::new(
+        db.pool.clone(),
+        Arc::new(SecretCipher::from_data_keys(
+            vec![next.derive(Purpose::ApiToken)],
+            vec![],
+        )),
+    );
+    assert_eq!(
+        connected_after
+            .api_token("old", "42")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "connected-api"
+    );
+    db.drop_now().await;
+}

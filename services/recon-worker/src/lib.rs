@@ -11,6 +11,7 @@
 mod batch_cache;
 pub mod clients;
 pub mod config;
+pub mod connected;
 pub mod consume;
 pub mod ledger;
 pub mod process;

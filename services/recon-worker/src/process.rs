@@ -36,6 +36,8 @@ pub struct Processor {
     pub ledger: Ledger,
     pub clients: HelcimClients,
     batches: BatchCache,
+    /// Where `connectedAccount` tokens go (see [`crate::connected`]).
+    pub connected: Option<crate::connected::ConnectedIntake>,
 }
 
 impl Processor {
@@ -44,6 +46,7 @@ impl Processor {
             ledger,
             clients,
             batches: BatchCache::new(open_batch_refresh),
+            connected: None,
         }
     }
 
@@ -62,6 +65,14 @@ impl Processor {
         };
         if already_done {
             return Fate::Done(DUPLICATE);
+        }
+        if envelope.sealed_secrets.is_some() {
+            let Some(connected) = &self.connected else {
+                return Fate::Retry("this worker does not store connected accounts".into());
+            };
+            if let Err(fate) = connected.record(envelope).await {
+                return fate;
+            }
         }
         if envelope.event_type != "cardTransaction" {
             // Terminal cancels and event types this version does not know are kept

@@ -9,13 +9,16 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use helcim_client::AccountLimits;
 use recon_queue::Broker;
-use recon_store::{AccountStore, SecretCipher};
+use recon_store::connected::ConnectedAccounts;
+use recon_store::intake::IntakeSecretKeys;
+use recon_store::{AccountStore, Purpose, SecretCipher};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::HelcimClients;
 use crate::config::{Limits, Settings};
+use crate::connected::ConnectedIntake;
 use crate::ledger::Ledger;
 use crate::process::Processor;
 
@@ -44,10 +47,18 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let cipher = Arc::new(SecretCipher::from_env()?);
         helcim_client::ClientConfig::check_base_url(&settings.helcim_api_base_url)?;
+        // The worker needs the API- and partner-token keys; never the verifier key.
+        let cipher = Arc::new(
+            SecretCipher::from_env()?
+                .restricted_to(&[Purpose::ApiToken, Purpose::PartnerToken], true),
+        );
         let pool = recon_store::database::connect(settings.database_url()).await?;
-        let store = AccountStore::new(pool.clone(), cipher);
+        let store = AccountStore::new(pool.clone(), Arc::clone(&cipher));
+        let connected = ConnectedIntake {
+            store: ConnectedAccounts::new(pool.clone(), cipher),
+            keys: IntakeSecretKeys::from_env()?,
+        };
         if let Some(token) = &settings.api_token {
             store
                 .upsert_tokens(&settings.account_id, token, settings.partner_token.as_ref())
@@ -59,11 +70,13 @@ impl Worker {
             Limits::Unlimited => AccountLimits::unlimited(),
         };
         let clients = HelcimClients::new(store, &settings.helcim_api_base_url, limits);
-        let processor = Arc::new(Processor::new(
+        let mut processor = Processor::new(
             Ledger::new(pool.clone()),
             clients,
             settings.open_batch_refresh(),
-        ));
+        );
+        processor.connected = Some(connected);
+        let processor = Arc::new(processor);
 
         let mut broker_config = settings.amqp.broker_config("recon-worker");
         broker_config.channels = 2;

@@ -68,6 +68,7 @@ async fn delivered(ledger: &Ledger, webhook_id: &str) -> WebhookEnvelope {
         received_at_micros: at(0).timestamp_micros(),
         raw_body: br#"{"id":"25764674","type":"cardTransaction"}"#.to_vec(),
         request_id: "r".to_string(),
+        sealed_secrets: None,
     };
     assert!(!ledger.record_delivery(&envelope, Some(TX)).await.unwrap());
     envelope

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use recon_store::accounts::NewAccount;
-use recon_store::{AccountStore, MasterKey, SecretCipher};
+use recon_store::intake::IntakeSecretKey;
+use recon_store::{AccountStore, MasterKey, Purpose, SecretCipher};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Subcommand)]
@@ -70,7 +71,12 @@ pub struct VerifierSecret {
 pub enum KeysCommand {
     /// Print a new random master key (base64 of 32 bytes) for RECON_MASTER_KEY.
     Generate,
-    /// Re-encrypt every secret made under RECON_MASTER_KEY_PREVIOUS with RECON_MASTER_KEY.
+    /// Print each deployment's keys, derived from RECON_MASTER_KEY, as `NAME=value`
+    /// lines for the secret store (standard output only; never pass them as flags).
+    Derive,
+    /// Re-encrypt every secret not under its purpose's current key: those made under
+    /// RECON_MASTER_KEY_PREVIOUS, and version-1 secrets made under the master key
+    /// itself (the upgrade to purpose keys). Needs RECON_MASTER_KEY.
     Reencrypt,
 }
 
@@ -167,9 +173,28 @@ pub async fn run_keys(database_url: &str, command: KeysCommand) -> anyhow::Resul
         KeysCommand::Generate => {
             println!("{}", MasterKey::generate().expose_secret());
         }
+        KeysCommand::Derive => {
+            let text = std::env::var("RECON_MASTER_KEY").map_err(|_| {
+                anyhow::anyhow!("RECON_MASTER_KEY is not set: it is what the keys are derived from")
+            })?;
+            let master = MasterKey::from_base64(&SecretString::from(text), "RECON_MASTER_KEY")?;
+            for purpose in Purpose::ALL {
+                println!(
+                    "{}={}",
+                    purpose.env(),
+                    master.derive_base64(purpose).expose_secret()
+                );
+            }
+            let intake = IntakeSecretKey::derive(&master);
+            println!("RECON_INTAKE_PUBLIC_KEY={}", intake.public().to_base64());
+            println!(
+                "RECON_INTAKE_PRIVATE_KEY={}",
+                intake.to_base64().expose_secret()
+            );
+        }
         KeysCommand::Reencrypt => {
             let count = store(database_url).await?.reencrypt_stale().await?;
-            println!("re-encrypted {count} secrets under the current master key");
+            println!("re-encrypted {count} secrets under the current purpose keys");
         }
     }
     Ok(())

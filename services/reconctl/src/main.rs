@@ -45,7 +45,7 @@ enum Command {
     /// Merchant accounts and their tokens.
     #[command(subcommand)]
     Accounts(accounts::AccountsCommand),
-    /// The master key that encrypts secrets at rest.
+    /// Keys for secrets at rest: generate, derive the purpose keys, re-encrypt.
     #[command(subcommand)]
     Keys(accounts::KeysCommand),
     /// Messages waiting in the work, retry and dead-letter queues.

@@ -50,6 +50,31 @@ impl Running {
         Running { child }
     }
 
+    /// Like [`Running::start`], with standard output and error appended to `log`.
+    pub fn start_logged(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+        log: &std::path::Path,
+    ) -> Running {
+        let file = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap()
+        };
+        let child = Command::new(binary(name))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("LOG_FORMAT", "json")
+            .stdout(file())
+            .stderr(file())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {name}: {e}"));
+        Running { child }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

@@ -6,6 +6,7 @@ mod binaries;
 mod faults;
 mod ledger;
 mod pipeline;
+mod secrets;
 mod sim_binary;
 mod stack;
 mod unreadable;

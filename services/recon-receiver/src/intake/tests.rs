@@ -152,3 +152,36 @@ fn signed_bodies_that_are_not_events_are_bad_requests() {
         );
     }
 }
+
+#[test]
+fn a_signed_stale_delivery_is_told_apart_from_a_forged_one() {
+    let body = r#"{"id":"1","type":"cardTransaction"}"#;
+    let (id, ts, sig) = signed(body);
+    let late = classify(
+        SignedHeaders {
+            webhook_id: Some(&id),
+            timestamp: Some(&ts),
+            signature: Some(&sig),
+        },
+        body.as_bytes(),
+        &keys(),
+        NOW + 301,
+    );
+    assert_eq!(
+        late,
+        Err(Rejection::Stale {
+            reason: "webhook-timestamp is 301 s old; more than 300 s is refused".into(),
+            direction: "old"
+        })
+    );
+    let forged = sign("b3RoZXIta2V5", &id, NOW, body.as_bytes()).unwrap();
+    let headers = SignedHeaders {
+        webhook_id: Some(&id),
+        timestamp: Some(&ts),
+        signature: Some(&forged),
+    };
+    assert!(matches!(
+        classify(headers, body.as_bytes(), &keys(), NOW - 400),
+        Err(Rejection::Unauthorized(reason)) if reason.contains("in the future")
+    ));
+}

@@ -11,7 +11,8 @@ use serde_json::json;
 use tracing_actix_web::RequestId;
 
 use crate::intake::{Intake, Rejection, SignedHeaders, VerifiedEvent, classify};
-use crate::metrics::{self, EVENTS, PUBLISH_SECONDS, VERIFY_SECONDS};
+use crate::metrics::{self, EVENTS, PUBLISH_SECONDS, STALE_TIMESTAMPS, VERIFY_SECONDS};
+use crate::secrets::redact;
 use crate::startup::AppState;
 
 /// Seconds Helcim is asked to wait before retrying after a 503.
@@ -42,9 +43,15 @@ pub async fn receive(
     };
     let now = state.clock.now();
     let started = Instant::now();
-    let intake = classify(signed_headers(req.headers()), &body, &keys, now);
+    let intake = classify(signed_headers(req.headers()), &body, &keys.keys, now);
     ::metrics::histogram!(VERIFY_SECONDS).record(started.elapsed().as_secs_f64());
     match intake {
+        // Some of the account's tokens cannot be read here: the signature may well be
+        // made with one of them, so Helcim is asked to retry rather than told no.
+        Err(Rejection::Unauthorized(_) | Rejection::Stale { .. }) if keys.unreadable > 0 => {
+            metrics::request(&account_id, "secrets_unreadable");
+            unavailable("this account's verifier tokens cannot be read right now; retry later")
+        }
         Err(rejection) => reject(&account_id, rejection),
         Ok(Intake::Probe) => {
             metrics::request(&account_id, "probe");
@@ -71,6 +78,24 @@ async fn queue(
     if !event.known_type {
         tracing::warn!(account = %account_id, event_type = %shorten(&event.event_type), "queued an event type this version does not know");
     }
+    // A secret in the body (a connected account's API token) is sealed to the
+    // worker's key and replaced by a marker: it never reaches the queue in clear.
+    let (raw_body, sealed_secrets) = match redact(&body) {
+        None => (body.to_vec(), None),
+        Some(redacted) => match &state.intake_key {
+            Some(key) => {
+                let (redacted, sealed) = redacted.seal(key);
+                (redacted, Some(sealed))
+            }
+            None => {
+                metrics::request(&account_id, "unavailable");
+                tracing::error!(account = %account_id, webhook_id = %event.webhook_id, "a webhook carries an API token but no intake public key is configured (RECON_INTAKE_PUBLIC_KEY); answering 503 so Helcim retries");
+                return unavailable(
+                    "the event carries a secret this receiver cannot protect yet; retry later",
+                );
+            }
+        },
+    };
     let envelope = WebhookEnvelope {
         schema_version: SCHEMA_VERSION,
         webhook_id: event.webhook_id.clone(),
@@ -79,8 +104,9 @@ async fn queue(
         object_id: event.object_id,
         helcim_timestamp: event.timestamp,
         received_at_micros: unix_now_micros(),
-        raw_body: body.to_vec(),
+        raw_body,
         request_id: request_id.to_string(),
+        sealed_secrets,
     };
     let started = Instant::now();
     let published = state.publisher.publish(&envelope).await;
@@ -95,19 +121,26 @@ async fn queue(
         Err(cause) => {
             metrics::request(&account_id, "unavailable");
             tracing::error!(account = %account_id, webhook_id = %event.webhook_id, error = %cause, "could not queue webhook; answering 503 so Helcim retries");
-            let mut response = HttpResponse::ServiceUnavailable();
-            response.insert_header((RETRY_AFTER, RETRY_AFTER_SECS));
-            error(
-                response,
-                "the event could not be queued durably right now; retry later",
-            )
+            unavailable("the event could not be queued durably right now; retry later")
         }
     }
+}
+
+/// 503 with `Retry-After`: Helcim retries later.
+fn unavailable(reason: &str) -> HttpResponse {
+    let mut response = HttpResponse::ServiceUnavailable();
+    response.insert_header((RETRY_AFTER, RETRY_AFTER_SECS));
+    error(response, reason)
 }
 
 fn reject(account_id: &str, rejection: Rejection) -> HttpResponse {
     let (outcome, builder) = match &rejection {
         Rejection::Unauthorized(_) => ("unauthorized", HttpResponse::Unauthorized()),
+        Rejection::Stale { direction, .. } => {
+            // `account_id` is registered (the route checked): a bounded label set.
+            ::metrics::counter!(STALE_TIMESTAMPS, "account" => account_id.to_string(), "direction" => *direction).increment(1);
+            ("stale", HttpResponse::Unauthorized())
+        }
         Rejection::BadRequest(_) => ("bad_request", HttpResponse::BadRequest()),
     };
     metrics::request(account_id, outcome);

@@ -3,5 +3,6 @@
 mod accounts_from_database;
 mod broker_outage;
 mod helpers;
+mod keys_and_ports;
 mod receiving;
 mod rejections;
