@@ -124,6 +124,8 @@ pub struct Job {
     /// Deliveries before this one, as a quorum queue counts them; `None` on a classic
     /// queue (which does not count) or a first delivery.
     pub delivery_count: Option<u32>,
+    /// Replays from the dead-letter queue so far.
+    pub replays: u32,
     /// When this worker received it.
     pub received: Instant,
     delivery: lapin::message::Delivery,
@@ -190,7 +192,9 @@ impl Job {
             header_u32(&delivery.properties, MESSAGE_RETRIES_HEADER).unwrap_or(retries);
         let delivery_count = header_u32(&delivery.properties, DELIVERY_COUNT_HEADER);
         let redelivered = delivery.redelivered;
+        let replays = header_u32(&delivery.properties, REPLAYS_HEADER).unwrap_or(0);
         Job {
+            replays,
             envelope,
             retries,
             message_retries,
