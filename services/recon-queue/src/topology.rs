@@ -105,6 +105,9 @@ impl std::str::FromStr for RetryDelays {
 pub struct Topology {
     pub prefix: String,
     pub retry_delays: Vec<Duration>,
+    /// Declare classic queues even where quorum queues are available: what a broker
+    /// without quorum queues gets, and how tests exercise that fallback.
+    pub classic_only: bool,
 }
 
 /// Which kind of queue the broker gave the work queue.
@@ -119,7 +122,14 @@ impl Topology {
         Topology {
             prefix: prefix.into(),
             retry_delays: RETRY_DELAYS.to_vec(),
+            classic_only: false,
         }
+    }
+
+    /// Classic queues only (see [`Topology::classic_only`]).
+    pub fn classic(mut self) -> Self {
+        self.classic_only = true;
+        self
     }
 
     /// Other retry delays (tests use short ones).
@@ -211,6 +221,11 @@ impl Topology {
 
     async fn declare_work_and_dead(&self, connection: &Connection) -> lapin::Result<QueueKind> {
         let channel = connection.create_channel().await?;
+        if self.classic_only {
+            self.declare_pair(&channel, QueueKind::Classic).await?;
+            let _ = channel.close(200, "topology declared".into()).await;
+            return Ok(QueueKind::Classic);
+        }
         let quorum = self.declare_pair(&channel, QueueKind::Quorum).await;
         let (channel, kind) = match quorum {
             Ok(()) => (channel, QueueKind::Quorum),
