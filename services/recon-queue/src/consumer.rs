@@ -227,7 +227,11 @@ impl Job {
     /// retry counts toward the message's own limit ([`Job::message_retries`]).
     /// On failure the message has been given back to the queue (or will be
     /// redelivered when its channel closes).
-    pub async fn retry_later(mut self, reason: &str, counted: bool) -> Result<Duration, PublishError> {
+    pub async fn retry_later(
+        mut self,
+        reason: &str,
+        counted: bool,
+    ) -> Result<Duration, PublishError> {
         let topology: &Topology = self.broker.topology();
         let delay = topology.retry_delay(self.retries);
         let mut headers = self.headers();

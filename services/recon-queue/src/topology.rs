@@ -345,7 +345,10 @@ fn broker_dead_letters(kind: QueueKind) -> FieldTable {
     let mut args = FieldTable::default();
     if kind == QueueKind::Quorum {
         args.insert("x-queue-type".into(), long_string("quorum"));
-        args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
         args.insert("x-overflow".into(), long_string("reject-publish"));
     }
     args

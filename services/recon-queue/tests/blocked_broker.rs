@@ -51,7 +51,9 @@ async fn a_blocked_broker_keeps_its_connection_and_readiness_says_blocked() {
     for i in 0..3 {
         publish(&broker, "work", &format!("held-{i}")).await;
     }
-    let mut consumer = WorkConsumer::start(Arc::clone(&broker), 10, "t").await.unwrap();
+    let mut consumer = WorkConsumer::start(Arc::clone(&broker), 10, "t")
+        .await
+        .unwrap();
     let mut held = Vec::new();
     for _ in 0..3 {
         let job = tokio::time::timeout(Duration::from_secs(5), consumer.next())
@@ -90,7 +92,10 @@ async fn a_blocked_broker_keeps_its_connection_and_readiness_says_blocked() {
     assert!(saw_blocked, "readiness never reported blocked");
     assert_eq!(state_during, BrokerState::Blocked);
     assert!(same_connection, "the blocked connection was replaced");
-    assert!(consumer_open, "the consumer's channel closed during the alarm");
+    assert!(
+        consumer_open,
+        "the consumer's channel closed during the alarm"
+    );
     // Once the alarm clears, the messages held all along are acknowledged, and none
     // came round again.
     let _ = tokio::time::timeout(Duration::from_secs(20), blocked_publish).await;

@@ -17,7 +17,8 @@ async fn next_job(consumer: &mut WorkConsumer) -> recon_queue::Job {
 
 #[tokio::test]
 async fn a_job_whose_retry_publish_fails_is_redelivered_and_processed() {
-    let topology = Topology::new(prefix("retry-fails")).with_retry_delays(vec![Duration::from_secs(5)]);
+    let topology =
+        Topology::new(prefix("retry-fails")).with_retry_delays(vec![Duration::from_secs(5)]);
     let broker = broker(topology.clone());
     broker.connect().await.unwrap();
     publish(&broker, "work", "w1").await;
@@ -79,6 +80,12 @@ async fn an_ack_on_a_closed_channel_is_a_failure_not_a_success() {
     let result = job.ack().await;
     assert!(result.is_err(), "{result:?}");
     // The broker still has it: nothing was acknowledged.
-    wait_for_depth(&broker, &broker.topology().work_queue(), 1, Duration::from_secs(5)).await;
+    wait_for_depth(
+        &broker,
+        &broker.topology().work_queue(),
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
     delete(&broker).await;
 }

@@ -21,7 +21,11 @@ async fn every_queue_the_broker_dead_letters_from_is_quorum_and_at_least_once() 
     let broker = broker(Topology::new(&prefix));
     broker.connect().await.unwrap();
     let queues = queues(&prefix);
-    assert_eq!(queues.len(), 2 + broker.topology().retry_delays.len(), "{queues:?}");
+    assert_eq!(
+        queues.len(),
+        2 + broker.topology().retry_delays.len(),
+        "{queues:?}"
+    );
     for queue in &queues {
         let name = queue["name"].as_str().unwrap();
         let args = &queue["arguments"];
@@ -76,7 +80,10 @@ async fn a_message_returned_past_the_delivery_limit_lands_in_the_dead_queue() {
     publish(&broker, "work", "crash-loop").await;
     let connection = broker.connection().await.unwrap();
     let channel = connection.create_channel().await.unwrap();
-    channel.basic_qos(1, BasicQosOptions::default()).await.unwrap();
+    channel
+        .basic_qos(1, BasicQosOptions::default())
+        .await
+        .unwrap();
     let mut consumer = channel
         .basic_consume(
             broker.topology().work_queue().as_str().into(),
@@ -101,7 +108,13 @@ async fn a_message_returned_past_the_delivery_limit_lands_in_the_dead_queue() {
             .unwrap();
     }
     assert!(deliveries <= DELIVERY_LIMIT + 1, "{deliveries} deliveries");
-    wait_for_depth(&broker, &broker.topology().dead_queue(), 1, Duration::from_secs(10)).await;
+    wait_for_depth(
+        &broker,
+        &broker.topology().dead_queue(),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     let _ = channel.close(200, "done".into()).await;
     delete(&broker).await;
 }
@@ -152,12 +165,39 @@ async fn paging_through_the_dead_queue_returns_every_message_exactly_once() {
     }
     assert_eq!(pages, 5);
     assert_eq!(seen.len(), n);
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), n, "no message twice");
-    wait_for_depth(&broker, &broker.topology().dead_queue(), n as u32, Duration::from_secs(5)).await;
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        n,
+        "no message twice"
+    );
+    wait_for_depth(
+        &broker,
+        &broker.topology().dead_queue(),
+        n as u32,
+        Duration::from_secs(5),
+    )
+    .await;
     // A replay is still confirmed on the work queue before it leaves the dead one.
-    assert_eq!(dead_letters::replay(&broker, Some("page-07")).await.unwrap(), 1);
-    wait_for_depth(&broker, &broker.topology().work_queue(), 1, Duration::from_secs(5)).await;
-    wait_for_depth(&broker, &broker.topology().dead_queue(), n as u32 - 1, Duration::from_secs(5)).await;
+    assert_eq!(
+        dead_letters::replay(&broker, Some("page-07"))
+            .await
+            .unwrap(),
+        1
+    );
+    wait_for_depth(
+        &broker,
+        &broker.topology().work_queue(),
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    wait_for_depth(
+        &broker,
+        &broker.topology().dead_queue(),
+        n as u32 - 1,
+        Duration::from_secs(5),
+    )
+    .await;
     delete(&broker).await;
 }
 
@@ -171,7 +211,10 @@ async fn queues_left_by_an_older_version_are_refused_with_a_precondition_error()
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
     let mut old = FieldTable::default();
-    old.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    old.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     old.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(20));
     channel
         .queue_declare(
@@ -187,7 +230,11 @@ async fn queues_left_by_an_older_version_are_refused_with_a_precondition_error()
     let error = topology.declare(&connection).await.unwrap_err();
     assert!(is_precondition_failed(&error), "{error}");
     // No classic fallback was declared over it.
-    assert!(queues(&topology.prefix).iter().all(|q| q["type"] == "quorum"));
+    assert!(
+        queues(&topology.prefix)
+            .iter()
+            .all(|q| q["type"] == "quorum")
+    );
     let cleanup = connection.create_channel().await.unwrap();
     cleanup
         .queue_delete(topology.work_queue().as_str().into(), Default::default())

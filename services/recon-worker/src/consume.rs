@@ -78,18 +78,17 @@ pub async fn run<W: Work>(work: Arc<W>, consuming: Consuming, shutdown: Cancella
     let mut draining = None;
     while !shutdown.is_cancelled() {
         let broker = Arc::clone(&consuming.broker);
-        let mut consumer = match WorkConsumer::start(broker, consuming.prefetch, "recon-worker")
-            .await
-        {
-            Ok(consumer) => consumer,
-            Err(error) => {
-                tracing::error!(%error, "cannot consume the work queue yet; retrying in 1 s");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+        let mut consumer =
+            match WorkConsumer::start(broker, consuming.prefetch, "recon-worker").await {
+                Ok(consumer) => consumer,
+                Err(error) => {
+                    tracing::error!(%error, "cannot consume the work queue yet; retrying in 1 s");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
                 }
-            }
-        };
+            };
         health.set_consuming(true);
         tracing::info!(prefetch = consuming.prefetch, "consuming the work queue");
         loop {
@@ -212,7 +211,10 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
             Step::CheckDatabase(_) => unreachable!("decided above"),
         };
     };
-    if let (Some(key), Ok(_)) = (&key, &result) {
+    // Settled for good (not given back to the queue): its count is no longer needed.
+    if let (Some(key), Ok(outcome)) = (&key, &result)
+        && !matches!(*outcome, "panicked" | "requeued")
+    {
         redeliveries::forget(&ctx.pool, key).await;
     }
     metrics::histogram!("worker_job_seconds").record(started.elapsed().as_secs_f64());
@@ -234,7 +236,8 @@ fn counted_redelivery(job: &Job, envelope: &WebhookEnvelope) -> Option<String> {
 }
 
 /// The deliveries of `key` so far, waiting for Postgres if it is down; `None` on
-/// shutdown.
+/// shutdown. If Postgres answers but the count fails (a missing migration), the
+/// message is processed uncounted rather than held.
 async fn redeliveries_counted(
     ctx: &Consuming,
     key: &str,
@@ -243,6 +246,10 @@ async fn redeliveries_counted(
     loop {
         match redeliveries::count(&ctx.pool, key).await {
             Ok(deliveries) => return Some(deliveries),
+            Err(error) if database_answers(&ctx.pool).await => {
+                tracing::error!(%error, "cannot count a redelivery (is the database migrated?)");
+                return Some(0);
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot count a redelivery: waiting for Postgres");
                 ctx.health.pause_for_database(&ctx.pool);

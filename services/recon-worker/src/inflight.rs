@@ -97,11 +97,15 @@ impl ConsumerHealth {
 
     /// Pauses consuming until Postgres answers again (probing it every second).
     pub(crate) fn pause_for_database(&self, pool: &PgPool) {
-        let newly = self.paused.send_if_modified(|paused| !std::mem::replace(paused, true));
+        let newly = self
+            .paused
+            .send_if_modified(|paused| !std::mem::replace(paused, true));
         if !newly {
             return;
         }
-        tracing::error!("Postgres does not answer: consuming paused, messages held until it is back");
+        tracing::error!(
+            "Postgres does not answer: consuming paused, messages held until it is back"
+        );
         let (pool, paused) = (pool.clone(), self.paused.clone());
         tokio::spawn(async move {
             loop {

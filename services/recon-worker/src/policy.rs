@@ -38,9 +38,9 @@ impl Policy {
             Fate::Done(outcome) => Step::Ack(outcome),
             Fate::Dead(reason) => Step::Dead(reason.clone()),
             Fate::Database(reason) => Step::CheckDatabase(reason.clone()),
-            Fate::Retry(reason) if message_retries >= self.max_retries => Step::Dead(format!(
-                "gave up after {message_retries} retries: {reason}"
-            )),
+            Fate::Retry(reason) if message_retries >= self.max_retries => {
+                Step::Dead(format!("gave up after {message_retries} retries: {reason}"))
+            }
             Fate::Retry(reason) => Step::Retry {
                 reason: reason.clone(),
                 counted: true,

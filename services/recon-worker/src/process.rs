@@ -304,10 +304,7 @@ mod tests {
             attempts: 3,
             errors: Default::default(),
         };
-        assert!(matches!(
-            helcim_fate(transient, "t"),
-            Fate::Unavailable(_)
-        ));
+        assert!(matches!(helcim_fate(transient, "t"), Fate::Unavailable(_)));
         let missing = HelcimError::NotFound {
             what: "x".into(),
             errors: Default::default(),

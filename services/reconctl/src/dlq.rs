@@ -51,10 +51,7 @@ pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             anyhow::ensure!(limit > 0, "--limit must be at least 1");
             let broker = amqp.broker();
             let page = dead_letters::list(&broker, offset, limit).await?;
-            println!(
-                "{} dead letters from position {offset}",
-                page.letters.len()
-            );
+            println!("{} dead letters from position {offset}", page.letters.len());
             for letter in page.letters {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\treplays {}\t{}",

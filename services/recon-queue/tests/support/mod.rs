@@ -41,7 +41,11 @@ pub fn envelope(webhook_id: &str) -> WebhookEnvelope {
 pub async fn publish(broker: &Broker, routing_key: &str, webhook_id: &str) {
     let envelope = envelope(webhook_id);
     broker
-        .publish(routing_key, &envelope.encode_to_bytes(), properties(&envelope))
+        .publish(
+            routing_key,
+            &envelope.encode_to_bytes(),
+            properties(&envelope),
+        )
         .await
         .expect("the broker confirms");
 }
