@@ -9,7 +9,7 @@
 //! - [`consume`]: the consumer loop with graceful shutdown, [`policy`]: when to retry
 //!   and when to give up, [`inflight`]: what readiness knows of the consumer,
 //!   [`redeliveries`]: the delivery limit where the broker keeps none;
-//! - [`startup`]: wiring.
+//! - [`startup`]: the wiring.
 
 pub mod clients;
 pub mod config;
