@@ -148,7 +148,7 @@ async fn readyz(health: web::Data<Health>) -> HttpResponse {
     let broker = health.broker.state();
     let consuming = health.consumer.is_consuming();
     let oldest = health.consumer.oldest_unacked();
-    let stuck = oldest > health.stuck_after;
+    let stuck = is_stuck(oldest, health.stuck_after);
     let body = json!({
         "database": database,
         "rabbitmq": broker.as_str(),
@@ -157,15 +157,44 @@ async fn readyz(health: web::Data<Health>) -> HttpResponse {
         "oldestUnackedSeconds": oldest.as_secs(),
         "stuck": stuck,
     });
-    if database && broker == BrokerState::Ready && consuming && !stuck {
+    if is_ready(database, broker, consuming, stuck) {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
 
+/// A message held longer than `stuck_after` means the consumer stopped settling.
+fn is_stuck(oldest_unacked: Duration, stuck_after: Duration) -> bool {
+    oldest_unacked > stuck_after
+}
+
+/// Ready only when every part works: a blocked broker, a missing consumer or a stuck
+/// one each make the worker unready.
+fn is_ready(database: bool, broker: BrokerState, consuming: bool, stuck: bool) -> bool {
+    database && broker == BrokerState::Ready && consuming && !stuck
+}
+
 async fn metrics(health: web::Data<Health>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(health.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_fails_when_blocked_not_consuming_or_stuck() {
+        assert!(is_ready(true, BrokerState::Ready, true, false));
+        assert!(!is_ready(true, BrokerState::Blocked, true, false));
+        assert!(!is_ready(true, BrokerState::Disconnected, true, false));
+        assert!(!is_ready(true, BrokerState::Ready, false, false));
+        assert!(!is_ready(true, BrokerState::Ready, true, true));
+        assert!(!is_ready(false, BrokerState::Ready, true, false));
+        let limit = Duration::from_secs(600);
+        assert!(!is_stuck(Duration::from_secs(600), limit));
+        assert!(is_stuck(Duration::from_secs(601), limit));
+    }
 }
