@@ -208,7 +208,8 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
                 }
                 (result.map(|_| "dead"), reason)
             }
-            Step::CheckDatabase(_) => unreachable!("decided above"),
+            // Decided above; should it ever get here, the message goes back.
+            Step::CheckDatabase(reason) => (job.requeue().await.map(|_| "requeued"), reason),
         };
     };
     // Settled for good (not given back to the queue): its count is no longer needed.
