@@ -73,6 +73,29 @@ pub enum PublishError {
     Channel(String),
 }
 
+/// How the connection stands, for `/readyz` and the watchdog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerState {
+    /// Connected; publishes are accepted.
+    Ready,
+    /// Connected, but RabbitMQ blocks publishers (a memory or disk alarm). Consuming
+    /// and acknowledging still work; publishes wait until the alarm clears.
+    Blocked,
+    /// No connection (never made, or lost).
+    Disconnected,
+}
+
+impl BrokerState {
+    /// The word `/readyz` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerState::Ready => "ready",
+            BrokerState::Blocked => "blocked",
+            BrokerState::Disconnected => "disconnected",
+        }
+    }
+}
+
 struct Live {
     connection: Arc<Connection>,
     channels: Vec<Channel>,
@@ -91,7 +114,7 @@ impl fmt::Debug for Broker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
             .field("config", &self.config)
-            .field("ready", &self.is_ready())
+            .field("state", &self.state())
             .finish()
     }
 }
@@ -111,17 +134,28 @@ impl Broker {
         &self.config.topology
     }
 
-    /// True when connected and not blocked: what `/readyz` reports.
+    /// True when connected and not blocked: publishing works right now.
     pub fn is_ready(&self) -> bool {
+        self.state() == BrokerState::Ready
+    }
+
+    /// Connected, blocked by an alarm, or not connected: what `/readyz` reports.
+    pub fn state(&self) -> BrokerState {
         let live = self.live.lock().expect("lock poisoned");
-        live.as_ref()
-            .is_some_and(|l| l.connection.status().connected() && !l.connection.status().blocked())
+        match live.as_ref().map(|l| l.connection.status()) {
+            Some(status) if status.connected() && status.blocked() => BrokerState::Blocked,
+            Some(status) if status.connected() => BrokerState::Ready,
+            _ => BrokerState::Disconnected,
+        }
     }
 
     /// Connects (if not connected), declares the topology and opens the channels.
+    /// A connection that is merely blocked (a memory or disk alarm) is kept: replacing
+    /// it would return every unacknowledged message to the queue and change nothing,
+    /// since the new connection would be blocked too.
     pub async fn connect(&self) -> Result<(), PublishError> {
         let _repairing = self.repairing.lock().await;
-        if self.is_ready() {
+        if self.state() != BrokerState::Disconnected {
             return Ok(());
         }
         self.reconnect().await
@@ -263,7 +297,7 @@ impl Broker {
     }
 
     /// Keeps the connection up in the background: checks every `every`, reconnects
-    /// when lost, until `cancel`.
+    /// when lost (never when only blocked), until `cancel`.
     pub fn spawn_watchdog(self: &Arc<Self>, every: Duration, cancel: CancellationToken) {
         let broker = Arc::clone(self);
         tokio::spawn(async move {
@@ -273,7 +307,7 @@ impl Broker {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}
                 }
-                if broker.is_ready() {
+                if broker.state() != BrokerState::Disconnected {
                     failures = 0;
                     continue;
                 }

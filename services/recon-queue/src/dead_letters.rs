@@ -1,13 +1,20 @@
 //! The dead-letter queue, for operators: list what is there and why, and replay it onto
 //! the work queue. A replayed message is processed like a new one, retries reset, and
 //! if it fails again it comes back here: it is never lost.
+//!
+//! Browsing takes messages with `basic.get` without acknowledging them and then closes
+//! the channel, which returns them all to their places in the queue. The dead queue is
+//! a classic queue (see [`crate::topology`]): classic queues keep no delivery count and
+//! have no delivery limit, so browsing any number of times can never make the broker
+//! drop a dead letter, as RabbitMQ 4's quorum queues would past their limit.
 
-use lapin::options::{BasicGetOptions, BasicNackOptions};
+use lapin::options::BasicGetOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
 use crate::broker::{Broker, PublishError};
 use crate::consumer::{
-    DEAD_REASON_HEADER, LAST_ERROR_HEADER, REPLAYS_HEADER, RETRIES_HEADER, header_text, header_u32,
+    DEAD_REASON_HEADER, LAST_ERROR_HEADER, MESSAGE_RETRIES_HEADER, REPLAYS_HEADER, RETRIES_HEADER,
+    header_text, header_u32,
 };
 use crate::envelope::WebhookEnvelope;
 use crate::topology::WORK;
@@ -15,6 +22,8 @@ use crate::topology::WORK;
 /// One message in the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
+    /// Its place in the queue (0 = the oldest), as of the listing.
+    pub position: usize,
     pub webhook_id: String,
     pub account_id: String,
     pub event_type: String,
@@ -23,88 +32,117 @@ pub struct DeadLetter {
     pub replays: u32,
 }
 
+/// One page of the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub letters: Vec<DeadLetter>,
+    /// The `offset` of the next page; `None` when this page reached the end.
+    pub next_offset: Option<usize>,
+}
+
 fn unavailable(e: lapin::Error) -> PublishError {
     PublishError::Unavailable(e.to_string())
 }
 
-/// Reads every dead letter (they stay in the queue).
-pub async fn list(broker: &Broker) -> Result<Vec<DeadLetter>, PublishError> {
-    let (channel, messages) = take_all(broker).await?;
-    let letters = messages.iter().map(describe).collect();
-    for message in messages {
-        let _ = message
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await;
+/// Reads up to `limit` dead letters from position `offset` on; every message stays in
+/// the queue, in its place. Pages are stable while nothing is replayed: new dead
+/// letters join at the end.
+pub async fn list(broker: &Broker, offset: usize, limit: usize) -> Result<Page, PublishError> {
+    let channel = open(broker).await?;
+    let mut letters = Vec::new();
+    let mut position = 0;
+    let mut more = false;
+    while let Some(message) = get(broker, &channel).await? {
+        if position >= offset + limit {
+            more = true;
+            break;
+        }
+        if position >= offset {
+            letters.push(describe(&message, position));
+        }
+        position += 1;
     }
+    // Closing without acknowledging puts every message back where it was.
     let _ = channel.close(200, "listed".into()).await;
-    Ok(letters)
+    Ok(Page {
+        letters,
+        next_offset: more.then_some(offset + limit),
+    })
 }
 
 /// Moves dead letters back onto the work queue (those of `webhook_id`, or all);
-/// returns how many. Each is confirmed on the work queue before it leaves this one.
+/// returns how many. Each is confirmed on the work queue before it leaves this one;
+/// the others go back to their places when the channel closes.
 pub async fn replay(broker: &Broker, webhook_id: Option<&str>) -> Result<usize, PublishError> {
-    let (channel, messages) = take_all(broker).await?;
+    let channel = open(broker).await?;
     let mut replayed = 0;
-    for message in messages {
-        let letter = describe(&message);
-        if webhook_id.is_some_and(|id| id != letter.webhook_id) {
-            let _ = message
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
-            continue;
+    let mut position = 0;
+    let result = async {
+        while let Some(message) = get(broker, &channel).await? {
+            let letter = describe(&message, position);
+            position += 1;
+            if webhook_id.is_some_and(|id| id != letter.webhook_id) {
+                continue;
+            }
+            // A fresh start: the retry counts and the old reasons go.
+            let mut kept = message
+                .properties
+                .headers()
+                .clone()
+                .unwrap_or_default()
+                .inner()
+                .clone();
+            for name in [
+                RETRIES_HEADER,
+                MESSAGE_RETRIES_HEADER,
+                LAST_ERROR_HEADER,
+                DEAD_REASON_HEADER,
+            ] {
+                kept.remove(&ShortString::from(name));
+            }
+            let mut headers = FieldTable::from(kept);
+            headers.insert(
+                REPLAYS_HEADER.into(),
+                AMQPValue::LongUInt(letter.replays + 1),
+            );
+            let properties = message.properties.clone().with_headers(headers);
+            broker.publish(WORK, &message.data, properties).await?;
+            if !message.ack(Default::default()).await.map_err(unavailable)? {
+                return Err(PublishError::Channel(
+                    "the channel closed before the dead letter was removed; it stays \
+                     in the dead-letter queue (and is also on the work queue)"
+                        .into(),
+                ));
+            }
+            replayed += 1;
         }
-        // A fresh start: the retry count and the old reasons go.
-        let mut kept = message
-            .properties
-            .headers()
-            .clone()
-            .unwrap_or_default()
-            .inner()
-            .clone();
-        for name in [RETRIES_HEADER, LAST_ERROR_HEADER, DEAD_REASON_HEADER] {
-            kept.remove(&ShortString::from(name));
-        }
-        let mut headers = FieldTable::from(kept);
-        headers.insert(
-            REPLAYS_HEADER.into(),
-            AMQPValue::LongUInt(letter.replays + 1),
-        );
-        let properties = message.properties.clone().with_headers(headers);
-        broker.publish(WORK, &message.data, properties).await?;
-        message.ack(Default::default()).await.map_err(unavailable)?;
-        replayed += 1;
+        Ok(())
     }
+    .await;
     let _ = channel.close(200, "replayed".into()).await;
-    Ok(replayed)
+    result.map(|()| replayed)
 }
 
-/// Takes every message without acknowledging it (so none is returned twice).
-async fn take_all(
-    broker: &Broker,
-) -> Result<(lapin::Channel, Vec<lapin::message::BasicGetMessage>), PublishError> {
+async fn open(broker: &Broker) -> Result<lapin::Channel, PublishError> {
     let connection = broker.connection().await?;
-    let channel = connection.create_channel().await.map_err(unavailable)?;
-    let mut messages = Vec::new();
-    while let Some(message) = channel
+    connection.create_channel().await.map_err(unavailable)
+}
+
+/// The next message, unacknowledged (so none is returned twice on this channel).
+async fn get(
+    broker: &Broker,
+    channel: &lapin::Channel,
+) -> Result<Option<lapin::message::BasicGetMessage>, PublishError> {
+    channel
         .basic_get(
             broker.topology().dead_queue().into(),
             BasicGetOptions { no_ack: false },
         )
         .await
-        .map_err(unavailable)?
-    {
-        messages.push(message);
-    }
-    Ok((channel, messages))
+        .map_err(unavailable)
 }
 
-fn describe(message: &lapin::message::BasicGetMessage) -> DeadLetter {
+fn describe(message: &lapin::message::BasicGetMessage, position: usize) -> DeadLetter {
     let envelope = WebhookEnvelope::decode_from(&message.data).ok();
     let properties = &message.properties;
     // Our own reason, or the broker's (a crash loop past the delivery limit).
@@ -113,6 +151,7 @@ fn describe(message: &lapin::message::BasicGetMessage) -> DeadLetter {
             .to_string()
     });
     DeadLetter {
+        position,
         webhook_id: envelope
             .as_ref()
             .map(|e| e.webhook_id.clone())

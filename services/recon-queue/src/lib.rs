@@ -15,8 +15,8 @@ pub mod publisher;
 pub mod settings;
 pub mod topology;
 
-pub use broker::{Broker, BrokerConfig, PublishError};
-pub use consumer::{Deferred, Job, WorkConsumer};
+pub use broker::{Broker, BrokerConfig, BrokerState, PublishError};
+pub use consumer::{Job, WorkConsumer};
 pub use envelope::WebhookEnvelope;
 pub use publisher::EnvelopePublisher;
 pub use settings::AmqpSettings;

@@ -1,29 +1,41 @@
-//! The queues, declared idempotently at start-up by every service that uses them:
+//! The queues, declared idempotently at start-up by every service that uses them
+//! (docs/queues.md has the whole picture):
 //!
 //! ```text
 //!                       ┌──────── routing key "work" ───────▶ {prefix}.work (quorum)
 //!  publish ──▶ {prefix} │                                        │ worker: ack after commit
 //!  (direct exchange)    ├── "retry.5s" ──▶ {prefix}.retry.5s ──┐ │ transient failure: publish
 //!                       ├── "retry.30s" ─▶ {prefix}.retry.30s ─┤ │ to the next retry queue
-//!                       ├── ... (TTL, then dead-lettered ──────┘ │ back to "work")
+//!                       ├── ... (quorum, TTL, then dead- ──────┘ │ back to "work")
+//!                       │        lettered at least once)         │
 //!                       └── "dead" ──────▶ {prefix}.dead ◀──────┘ permanent failure, or
-//!                                                                  delivered too often
+//!                                          (classic: no TTL,       delivered too often
+//!                                           no length or delivery limit)
 //! ```
 //!
 //! RabbitMQ has no delay plugin here, so a delayed retry is a queue whose messages
-//! expire after its TTL and are dead-lettered back to the work queue.
+//! expire after its TTL and are dead-lettered back to the work queue. Every queue the
+//! broker dead-letters from is a quorum queue with `x-dead-letter-strategy:
+//! at-least-once` (which needs `x-overflow: reject-publish`): the broker keeps the
+//! message until the target queue confirmed it, so no hop is at most once.
+//!
+//! The dead queue is a classic queue on purpose: classic queues have no delivery
+//! limit in any RabbitMQ version, so an operator browsing it (get, then return) can
+//! never make the broker drop a dead letter.
 
 use std::time::Duration;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, Connection, ExchangeKind};
+use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
 /// Routing key of the work queue.
 pub const WORK: &str = "work";
 /// Routing key of the dead-letter queue.
 pub const DEAD: &str = "dead";
-/// After this many deliveries of one message (crash loops), the broker dead-letters it.
+/// After this many deliveries of one message (crash loops), it is dead-lettered: by
+/// the broker on quorum queues (`x-delivery-limit`), by the worker on classic ones.
 pub const DELIVERY_LIMIT: i64 = 20;
 
 /// The growing delays of the retry queues, by default.
@@ -68,6 +80,14 @@ pub fn parse_delays(text: &str) -> Result<Vec<Duration>, String> {
     Ok(delays)
 }
 
+/// Reads one duration like `72h`, `10m` or `500ms` (settings that take a time).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    match parse_delays(text)?.as_slice() {
+        [one] => Ok(*one),
+        _ => Err(format!("{text:?}: give one duration, like 72h, 10m or 30s")),
+    }
+}
+
 /// Retry delays as configured (`AMQP_RETRY_DELAYS`), for settings parsers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryDelays(pub Vec<Duration>);
@@ -85,6 +105,9 @@ impl std::str::FromStr for RetryDelays {
 pub struct Topology {
     pub prefix: String,
     pub retry_delays: Vec<Duration>,
+    /// Declare classic queues even where quorum queues are available: what a broker
+    /// without quorum queues gets, and how tests exercise that fallback.
+    pub classic_only: bool,
 }
 
 /// Which kind of queue the broker gave the work queue.
@@ -99,7 +122,14 @@ impl Topology {
         Topology {
             prefix: prefix.into(),
             retry_delays: RETRY_DELAYS.to_vec(),
+            classic_only: false,
         }
+    }
+
+    /// Classic queues only (see [`Topology::classic_only`]).
+    pub fn classic(mut self) -> Self {
+        self.classic_only = true;
+        self
     }
 
     /// Other retry delays (tests use short ones).
@@ -163,7 +193,7 @@ impl Topology {
             connection.create_channel().await?
         };
         for &delay in &self.retry_delays {
-            let mut args = FieldTable::default();
+            let mut args = broker_dead_letters(kind);
             args.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(delay.as_millis() as i64),
@@ -174,7 +204,9 @@ impl Topology {
             );
             args.insert("x-dead-letter-routing-key".into(), long_string(WORK));
             let queue = self.retry_queue(delay);
-            declare_durable(&channel, &queue, args).await?;
+            declare_durable(&channel, &queue, args)
+                .await
+                .map_err(|e| explain_mismatch(&queue, e))?;
             bind(
                 &channel,
                 &queue,
@@ -189,13 +221,21 @@ impl Topology {
 
     async fn declare_work_and_dead(&self, connection: &Connection) -> lapin::Result<QueueKind> {
         let channel = connection.create_channel().await?;
+        if self.classic_only {
+            self.declare_pair(&channel, QueueKind::Classic).await?;
+            let _ = channel.close(200, "topology declared".into()).await;
+            return Ok(QueueKind::Classic);
+        }
         let quorum = self.declare_pair(&channel, QueueKind::Quorum).await;
         let (channel, kind) = match quorum {
             Ok(()) => (channel, QueueKind::Quorum),
+            // The queues exist with other arguments (an older version's): falling back
+            // would fail the same way, and the operator has to act (docs/queues.md).
+            Err(error) if is_precondition_failed(&error) => return Err(error),
             Err(error) => {
-                // The failed declaration closed the channel; an older broker, or
-                // queues made classic earlier. Classic durable queues still keep
-                // confirmed messages.
+                // The failed declaration closed the channel; an older broker without
+                // quorum queues. Classic durable queues still keep confirmed messages,
+                // and the worker enforces the delivery limit itself.
                 tracing::warn!(%error, "quorum queues refused; declaring classic durable queues");
                 let channel = connection.create_channel().await?;
                 self.declare_pair(&channel, QueueKind::Classic).await?;
@@ -207,14 +247,7 @@ impl Topology {
     }
 
     async fn declare_pair(&self, channel: &Channel, kind: QueueKind) -> lapin::Result<()> {
-        let base = || {
-            let mut args = FieldTable::default();
-            if kind == QueueKind::Quorum {
-                args.insert("x-queue-type".into(), long_string("quorum"));
-            }
-            args
-        };
-        let mut work_args = base();
+        let mut work_args = broker_dead_letters(kind);
         work_args.insert(
             "x-dead-letter-exchange".into(),
             long_string(&self.exchange()),
@@ -226,10 +259,16 @@ impl Topology {
                 AMQPValue::LongLongInt(DELIVERY_LIMIT),
             );
         }
-        declare_durable(channel, &self.work_queue(), work_args).await?;
-        bind(channel, &self.work_queue(), &self.exchange(), WORK).await?;
-        declare_durable(channel, &self.dead_queue(), base()).await?;
-        bind(channel, &self.dead_queue(), &self.exchange(), DEAD).await
+        let work = self.work_queue();
+        declare_durable(channel, &work, work_args)
+            .await
+            .map_err(|e| explain_mismatch(&work, e))?;
+        bind(channel, &work, &self.exchange(), WORK).await?;
+        let dead = self.dead_queue();
+        declare_durable(channel, &dead, dead_queue_arguments())
+            .await
+            .map_err(|e| explain_mismatch(&dead, e))?;
+        bind(channel, &dead, &self.exchange(), DEAD).await
     }
 
     /// Every queue's name and the messages waiting in it (work, retries, dead).
@@ -296,6 +335,53 @@ async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapi
             FieldTable::default(),
         )
         .await
+}
+
+/// The arguments of a queue the broker dead-letters from: on quorum queues, at least
+/// once (the broker holds the message until the target confirmed it), which RabbitMQ
+/// allows only with `reject-publish` overflow. Classic queues cannot do better than at
+/// most once (docs/queues.md says what that fallback costs).
+fn broker_dead_letters(kind: QueueKind) -> FieldTable {
+    let mut args = FieldTable::default();
+    if kind == QueueKind::Quorum {
+        args.insert("x-queue-type".into(), long_string("quorum"));
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
+        args.insert("x-overflow".into(), long_string("reject-publish"));
+    }
+    args
+}
+
+/// The dead queue keeps everything until an operator replays it: a classic queue (no
+/// delivery limit to count browsing against) with no TTL, length limit or dead-letter
+/// target of its own.
+pub fn dead_queue_arguments() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long_string("classic"));
+    args
+}
+
+/// Whether the broker refused a declaration because the queue exists with other
+/// arguments (406 PRECONDITION_FAILED).
+pub fn is_precondition_failed(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(e)
+        if *e.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
+}
+
+/// Logs what an operator does when a queue exists with an older version's arguments.
+fn explain_mismatch(queue: &str, error: lapin::Error) -> lapin::Error {
+    if is_precondition_failed(&error) {
+        tracing::error!(
+            queue,
+            %error,
+            "the queue exists with other arguments (made by an older version); \
+             move to a new AMQP_PREFIX and drain the old queues as docs/queues.md \
+             (\"Upgrading\") describes"
+        );
+    }
+    error
 }
 
 fn long_string(text: &str) -> AMQPValue {

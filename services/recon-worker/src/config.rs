@@ -22,9 +22,18 @@ pub struct Settings {
     /// Messages processed at once (the unacknowledged limit).
     #[arg(long, env = "WORKER_PREFETCH", default_value_t = 64)]
     pub prefetch: u16,
-    /// Retries through the delay queues before a message is dead-lettered.
+    /// Retries for causes of the message's own (a transaction Helcim does not show
+    /// yet, an account without a token) before it is dead-lettered.
     #[arg(long, env = "WORKER_MAX_RETRIES", default_value_t = 8)]
     pub max_retries: u32,
+    /// How long after the webhook was received an outage (Helcim 5xx, 429, timeouts)
+    /// is given up on and the message dead-lettered, e.g. `72h`.
+    #[arg(long, env = "RECON_RETRY_GIVE_UP", default_value = "72h", value_parser = recon_queue::topology::parse_duration)]
+    pub retry_give_up: Duration,
+    /// `/readyz` fails when a message has been held unacknowledged longer than this
+    /// (a consumer that stopped settling), e.g. `10m`.
+    #[arg(long, env = "WORKER_STUCK_AFTER", default_value = "10m", value_parser = recon_queue::topology::parse_duration)]
+    pub stuck_after: Duration,
     /// How long an open batch's stats are reused before being fetched again.
     #[arg(long, env = "WORKER_OPEN_BATCH_REFRESH_SECS", default_value_t = 60)]
     pub open_batch_refresh_secs: u64,

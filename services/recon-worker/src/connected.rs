@@ -61,7 +61,7 @@ impl ConnectedIntake {
                     .unwrap_or_default(),
             })
             .await
-            .map_err(|e| Fate::Retry(format!("database: {e}")))?;
+            .map_err(|e| Fate::Database(format!("database: {e}")))?;
         tracing::info!(account = %envelope.account_id, connected_account = %connected_account_id, token = %fingerprint, "stored a connected account's API token (fingerprint shown)");
         Ok(())
     }

@@ -6,14 +6,20 @@
 //! - [`reconcile`]: the pure rule that marks a transaction matched or an exception;
 //! - [`process`]: what one envelope leads to (done, retry later, dead-letter);
 //! - [`ledger`]: the Postgres writes; [`clients`]: one Helcim client per account;
-//! - [`consume`]: the consumer loop with graceful shutdown; [`startup`]: wiring.
+//! - [`consume`]: the consumer loop with graceful shutdown, [`policy`]: when to retry
+//!   and when to give up, [`inflight`]: what readiness knows of the consumer,
+//!   [`redeliveries`]: the delivery limit where the broker keeps none;
+//! - [`startup`]: the wiring.
 
 mod batch_cache;
 pub mod clients;
 pub mod config;
 pub mod connected;
 pub mod consume;
+pub mod inflight;
 pub mod ledger;
+pub mod policy;
 pub mod process;
 pub mod reconcile;
+pub mod redeliveries;
 pub mod startup;

@@ -1,6 +1,7 @@
 //! What one verified webhook leads to. Every path ends in a [`Fate`]: done (ack after
-//! the commit), retry later (transient: rate limits, 5xx, timeouts, a transaction
-//! Helcim does not show yet, database hiccups), or dead-letter (permanent, with the
+//! the commit), retry later (a transaction Helcim does not show yet, counted toward a
+//! limit), a dependency down (Helcim's rate limits, 5xx and timeouts, or Postgres: not
+//! the message's fault, given up on only by time), or dead-letter (permanent, with the
 //! reason).
 
 use std::time::Duration;
@@ -20,8 +21,16 @@ use crate::reconcile::{BatchView, reconcile};
 pub enum Fate {
     /// Committed (or nothing to do): acknowledge.
     Done(&'static str),
-    /// Try again after the next delay.
+    /// Something about this message may settle with time (Helcim does not show the
+    /// transaction yet, the account has no token yet): retry after the next delay, at
+    /// most the configured number of times.
     Retry(String),
+    /// Helcim is down or limiting us (5xx, 429, timeouts): not this message's fault.
+    /// Retried until the give-up time, counted from when the webhook was received.
+    Unavailable(String),
+    /// Postgres failed. While it does not answer the worker pauses and holds the
+    /// message; if it answers, the failure counts like [`Fate::Retry`].
+    Database(String),
     /// Never going to work as it is: dead-letter with this reason.
     Dead(String),
 }
@@ -61,7 +70,7 @@ impl Processor {
             .flatten();
         let already_done = match self.ledger.record_delivery(envelope, announced).await {
             Ok(done) => done,
-            Err(error) => return Fate::Retry(format!("database: {error}")),
+            Err(error) => return Fate::Database(format!("database: {error}")),
         };
         if already_done {
             return Fate::Done(DUPLICATE);
@@ -79,7 +88,7 @@ impl Processor {
             // (the delivery row holds the raw body), not dropped.
             return match self.ledger.complete(envelope, RECORDED).await {
                 Ok(()) => Fate::Done(RECORDED),
-                Err(error) => Fate::Retry(format!("database: {error}")),
+                Err(error) => Fate::Database(format!("database: {error}")),
             };
         }
         let Some(id) = envelope
@@ -104,10 +113,11 @@ impl Processor {
         id: TransactionId,
     ) -> Result<(), Fate> {
         let account = envelope.account_id.as_str();
-        let database = |e: sqlx::Error| Fate::Retry(format!("database: {e}"));
+        let database = |e: sqlx::Error| Fate::Database(format!("database: {e}"));
         let client = self.clients.get(account).await.map_err(|e| match e {
             // The operator may be adding the token right now: retry, then dead-letter.
-            NoClient::NoToken(_) | NoClient::Store(_) => Fate::Retry(e.to_string()),
+            NoClient::NoToken(_) => Fate::Retry(e.to_string()),
+            NoClient::Store(_) => Fate::Database(e.to_string()),
             NoClient::Unusable { .. } => Fate::Dead(e.to_string()),
         })?;
         metrics::counter!("worker_helcim_calls_total", "call" => "card_transaction").increment(1);
@@ -174,7 +184,7 @@ impl Processor {
                  {payload}); replay this dead letter once the cause is fixed"
             )),
             // Not kept yet: try again rather than lose the answer.
-            Err(db) => Fate::Retry(format!(
+            Err(db) => Fate::Database(format!(
                 "database: {db} (while keeping an unreadable answer)"
             )),
         }
@@ -289,7 +299,7 @@ impl Known {
 /// the rest need a person.
 fn helcim_fate(error: HelcimError, what: &str) -> Fate {
     if error.is_transient() {
-        Fate::Retry(error.to_string())
+        Fate::Unavailable(error.to_string())
     } else if error.is_not_found() {
         Fate::Retry(format!("{what} is not at Helcim yet: {error}"))
     } else {
@@ -309,7 +319,7 @@ mod tests {
             attempts: 3,
             errors: Default::default(),
         };
-        assert!(matches!(helcim_fate(transient, "t"), Fate::Retry(_)));
+        assert!(matches!(helcim_fate(transient, "t"), Fate::Unavailable(_)));
         let missing = HelcimError::NotFound {
             what: "x".into(),
             errors: Default::default(),

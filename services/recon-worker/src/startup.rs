@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use helcim_client::AccountLimits;
-use recon_queue::Broker;
+use recon_queue::{Broker, BrokerState};
 use recon_store::connected::ConnectedAccounts;
 use recon_store::intake::IntakeSecretKeys;
 use recon_store::{AccountStore, Purpose, SecretCipher};
@@ -19,12 +19,17 @@ use tokio_util::sync::CancellationToken;
 use crate::clients::HelcimClients;
 use crate::config::{Limits, Settings};
 use crate::connected::ConnectedIntake;
+use crate::consume::Consuming;
+use crate::inflight::{ConsumerHealth, database_answers};
 use crate::ledger::Ledger;
+use crate::policy::Policy;
 use crate::process::Processor;
 
 struct Health {
     broker: Arc<Broker>,
     pool: PgPool,
+    consumer: Arc<ConsumerHealth>,
+    stuck_after: Duration,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -34,8 +39,7 @@ pub struct Worker {
     server: Server,
     broker: Arc<Broker>,
     processor: Arc<Processor>,
-    prefetch: u16,
-    max_retries: u32,
+    consuming: Consuming,
     background: CancellationToken,
 }
 
@@ -87,9 +91,22 @@ impl Worker {
         let background = CancellationToken::new();
         broker.spawn_watchdog(Duration::from_secs(1), background.clone());
 
+        let consumer = Arc::new(ConsumerHealth::default());
+        let consuming = Consuming {
+            broker: Arc::clone(&broker),
+            pool: pool.clone(),
+            prefetch: settings.prefetch.max(1),
+            policy: Policy {
+                max_retries: settings.max_retries,
+                give_up_after: settings.retry_give_up,
+            },
+            health: Arc::clone(&consumer),
+        };
         let health = web::Data::new(Health {
             broker: Arc::clone(&broker),
             pool,
+            consumer,
+            stuck_after: settings.stuck_after,
             metrics: recon_common::metrics::install(),
         });
         let listener = TcpListener::bind(settings.addr).with_context(|| {
@@ -115,8 +132,7 @@ impl Worker {
             server,
             broker,
             processor,
-            prefetch: settings.prefetch.max(1),
-            max_retries: settings.max_retries,
+            consuming,
             background,
         })
     }
@@ -129,14 +145,7 @@ impl Worker {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        crate::consume::run(
-            self.processor,
-            Arc::clone(&self.broker),
-            self.prefetch,
-            self.max_retries,
-            shutdown,
-        )
-        .await;
+        crate::consume::run(self.processor, self.consuming, shutdown).await;
         self.background.cancel();
         self.broker.close().await;
         handle.stop(true).await;
@@ -146,19 +155,60 @@ impl Worker {
     }
 }
 
+/// Ready: Postgres answers, RabbitMQ is connected and not blocking, a consumer is
+/// registered, and no message has been held longer than `WORKER_STUCK_AFTER`.
 async fn readyz(health: web::Data<Health>) -> HttpResponse {
-    let database = sqlx::query("SELECT 1").execute(&health.pool).await.is_ok();
-    let broker = health.broker.is_ready();
-    let body = json!({"database": database, "rabbitmq": broker});
-    if database && broker {
+    let database = database_answers(&health.pool).await;
+    let broker = health.broker.state();
+    let consuming = health.consumer.is_consuming();
+    let oldest = health.consumer.oldest_unacked();
+    let stuck = is_stuck(oldest, health.stuck_after);
+    let body = json!({
+        "database": database,
+        "rabbitmq": broker.as_str(),
+        "consuming": consuming,
+        "pausedForDatabase": health.consumer.is_paused(),
+        "oldestUnackedSeconds": oldest.as_secs(),
+        "stuck": stuck,
+    });
+    if is_ready(database, broker, consuming, stuck) {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
 
+/// A message held longer than `stuck_after` means the consumer stopped settling.
+fn is_stuck(oldest_unacked: Duration, stuck_after: Duration) -> bool {
+    oldest_unacked > stuck_after
+}
+
+/// Ready only when every part works: a blocked broker, a missing consumer or a stuck
+/// one each make the worker unready.
+fn is_ready(database: bool, broker: BrokerState, consuming: bool, stuck: bool) -> bool {
+    database && broker == BrokerState::Ready && consuming && !stuck
+}
+
 async fn metrics(health: web::Data<Health>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(health.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_fails_when_blocked_not_consuming_or_stuck() {
+        assert!(is_ready(true, BrokerState::Ready, true, false));
+        assert!(!is_ready(true, BrokerState::Blocked, true, false));
+        assert!(!is_ready(true, BrokerState::Disconnected, true, false));
+        assert!(!is_ready(true, BrokerState::Ready, false, false));
+        assert!(!is_ready(true, BrokerState::Ready, true, true));
+        assert!(!is_ready(false, BrokerState::Ready, true, false));
+        let limit = Duration::from_secs(600);
+        assert!(!is_stuck(Duration::from_secs(600), limit));
+        assert!(is_stuck(Duration::from_secs(601), limit));
+    }
 }

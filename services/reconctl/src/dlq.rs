@@ -18,8 +18,15 @@ impl Amqp {
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// What is in the dead-letter queue, and why.
+    /// What is in the dead-letter queue, and why, a page at a time; every message
+    /// stays in the queue.
     List {
+        /// Dead letters to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Where to start (0 = the oldest); each page prints the next offset.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
         #[command(flatten)]
         amqp: Amqp,
     },
@@ -34,13 +41,19 @@ pub enum DlqCommand {
 
 pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
     match command {
-        DlqCommand::List { amqp } => {
+        DlqCommand::List {
+            limit,
+            offset,
+            amqp,
+        } => {
+            anyhow::ensure!(limit > 0, "--limit must be at least 1");
             let broker = amqp.broker();
-            let letters = dead_letters::list(&broker).await?;
-            println!("{} dead letters", letters.len());
-            for letter in letters {
+            let page = dead_letters::list(&broker, offset, limit).await?;
+            println!("{} dead letters from position {offset}", page.letters.len());
+            for letter in page.letters {
                 println!(
-                    "{}\t{}\t{}\t{}\treplays {}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\treplays {}\t{}",
+                    letter.position,
                     letter.webhook_id,
                     letter.account_id,
                     letter.event_type,
@@ -48,6 +61,10 @@ pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
                     letter.replays,
                     letter.reason
                 );
+            }
+            match page.next_offset {
+                Some(next) => println!("more: reconctl dlq list --offset {next} --limit {limit}"),
+                None => println!("end of the dead-letter queue"),
             }
             broker.close().await;
         }

@@ -1,4 +1,5 @@
 use actix_web::{HttpResponse, web};
+use recon_queue::BrokerState;
 use serde_json::json;
 
 use crate::startup::AppState;
@@ -9,12 +10,23 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Ready: webhooks can be queued right now (RabbitMQ connected, not blocking).
+/// `rabbitmq` says which: `ready`, `blocked` (a memory or disk alarm: the connection
+/// is kept, publishes wait) or `disconnected`.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.publisher.broker().is_ready() {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not ready", "reason": "RabbitMQ is unreachable or blocking publishers"}))
+    match state.publisher.broker().state() {
+        BrokerState::Ready => {
+            HttpResponse::Ok().json(json!({"status": "ready", "rabbitmq": "ready"}))
+        }
+        BrokerState::Blocked => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not ready",
+            "rabbitmq": "blocked",
+            "reason": "RabbitMQ is blocking publishers (a memory or disk alarm)"
+        })),
+        BrokerState::Disconnected => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not ready",
+            "rabbitmq": "disconnected",
+            "reason": "RabbitMQ is unreachable"
+        })),
     }
 }
 
