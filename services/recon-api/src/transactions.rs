@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use helcim_client::money::format_minor_units;
+use recon_money::format_minor_units;
 use serde_json::json;
 use sqlx::Row;
 
