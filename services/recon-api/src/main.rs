@@ -1,12 +1,11 @@
 //! `recon-api`: see `recon-api --help` and the README.
 
-use clap::Parser;
 use recon_api::{Settings, build};
 use recon_common::telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    let settings = Settings::load()?;
     telemetry::init(settings.log_format);
     let (server, port) = build(&settings).await?;
     tracing::info!(port, "recon-api is listening");

@@ -13,8 +13,11 @@ pub struct Amqp {
 }
 
 impl Amqp {
-    pub fn broker(self) -> Broker {
-        Broker::new(self.settings.broker_config("reconctl"))
+    /// A broker for AMQP_URL (environment only: it holds a password).
+    pub fn broker(mut self) -> anyhow::Result<Broker> {
+        self.settings
+            .read_secrets(&recon_common::secrets::ProcessEnv)?;
+        Ok(Broker::new(self.settings.broker_config("reconctl")))
     }
 }
 
@@ -37,7 +40,7 @@ pub enum DlqCommand {
 pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
     match command {
         DlqCommand::List { amqp } => {
-            let broker = amqp.broker();
+            let broker = amqp.broker()?;
             let letters = dead_letters::list(&broker).await?;
             println!("{} dead letters", letters.len());
             for letter in letters {
@@ -54,7 +57,7 @@ pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             broker.close().await;
         }
         DlqCommand::Replay { webhook_id, amqp } => {
-            let broker = amqp.broker();
+            let broker = amqp.broker()?;
             let count = dead_letters::replay(&broker, webhook_id.as_deref()).await?;
             println!("replayed {count} dead letters onto the work queue");
             broker.close().await;
