@@ -11,7 +11,7 @@ fail=0
 say() { printf '[deps] %s\n' "$*" >&2; }
 
 # `{p}` per line, no tree drawing: every package built for any target, tests included.
-packages=$("$CARGO" tree --workspace --target all -e normal,build,dev --prefix none --format '{p}' 2>/dev/null |
+packages=$("$CARGO" tree --workspace --target all -e normal,build,dev --prefix none --format '{p}' |
   awk '{print $1}' | sort -u)
 
 providers=$(grep -xE 'ring|aws-lc-rs' <<<"$packages" || true)
