@@ -2,12 +2,12 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test bench lint services build fmt clean
+.PHONY: run test bench lint deny services build fmt clean
 
 ## run: start PostgreSQL/RabbitMQ if needed, build, and run the local stack against
 ##      the simulator until Ctrl-C (RUN_ONCE=1 checks it answers, then exits).
 run: services build
-	deploy/local/run.sh
+	CARGO="$(CARGO)" deploy/local/run.sh
 
 ## test: every test, against the real PostgreSQL and RabbitMQ and the simulator.
 test: services build
@@ -21,10 +21,17 @@ bench: services
 	$(CARGO) bench -p recon-e2e --bench receiver
 	$(CARGO) bench -p recon-e2e --bench pipeline
 
-## lint: formatting and clippy, as CI checks them.
+## lint: formatting, clippy and the dependency rules (one TLS crypto provider, no HTTP
+##       client in recon-api), as CI checks them.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CARGO="$(CARGO)" .ci/check-deps.sh
+
+## deny: cargo-deny (licences, bans, sources; advisories when their database can be
+##       fetched), installing cargo-deny first if needed. CI runs it.
+deny:
+	CARGO="$(CARGO)" .ci/deny.sh
 
 ## services: make sure PostgreSQL and RabbitMQ answer on 127.0.0.1.
 services:

@@ -9,7 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-BIN=${BIN:-target/debug}
+# The binaries `make build` made: in cargo's target directory, which CARGO_TARGET_DIR
+# (or a .cargo/config.toml) may have moved away from ./target. Cargo says where.
+if [ -z "${BIN:-}" ]; then
+  target_dir=$("${CARGO:-cargo}" metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  BIN=$target_dir/debug
+fi
+for exe in reconctl recon-sim recon-receiver recon-worker recon-api; do
+  [ -x "$BIN/$exe" ] || { printf '[run] %s is missing: build first (make build), or set BIN\n' "$BIN/$exe" >&2; exit 1; }
+done
 STATE=.local
 SIM_ADDR=${SIM_ADDR:-127.0.0.1:8070}
 RECEIVER_ADDR=${RECEIVER_ADDR:-127.0.0.1:8080}

@@ -35,7 +35,8 @@ pub mod error;
 pub mod fetched;
 pub mod limits;
 pub mod model;
-pub mod money;
+/// Exact money (the `recon-money` crate, shared with the read API).
+pub use recon_money as money;
 pub mod mountain_time;
 pub mod query;
 pub mod retry;

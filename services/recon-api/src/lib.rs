@@ -29,14 +29,19 @@ use crate::guard::Authenticator;
 
 /// recon-api: the reconciled ledger over HTTP.
 #[derive(Debug, Clone, Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Secrets, from the environment only (or from the file NAME_FILE names):\n  \
+                  DATABASE_URL  Postgres, required (postgres://...?sslmode=verify-full)"
+)]
 pub struct Settings {
     #[arg(long, env = "API_ADDR", default_value = "127.0.0.1:8082")]
     pub addr: SocketAddr,
     /// Where `/metrics`, `/readyz` and `/healthz` are served instead of `API_ADDR`.
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
-    #[arg(long, env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
+    /// Postgres: `DATABASE_URL` (environment only; [`Settings::load`]).
+    #[arg(skip = SecretString::from(""))]
     pub database_url: SecretString,
     /// Failed API key attempts allowed per client address per minute before 429.
     #[arg(long, env = "API_AUTH_FAILURES_PER_MINUTE", default_value = "10")]
@@ -45,8 +50,25 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
-fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(text.to_string()))
+impl Settings {
+    /// Flags and environment, then DATABASE_URL from the environment (or the file
+    /// DATABASE_URL_FILE names), never from a flag.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut settings = Settings::parse();
+        settings.read_secrets(&recon_common::secrets::ProcessEnv)?;
+        Ok(settings)
+    }
+
+    /// Reads DATABASE_URL (required) from `env`.
+    pub fn read_secrets(&mut self, env: &dyn recon_common::secrets::Env) -> anyhow::Result<()> {
+        self.database_url = recon_common::secrets::read(env, "DATABASE_URL")?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "DATABASE_URL is not set: set it (or DATABASE_URL_FILE) to the ledger's Postgres, \
+                 e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full"
+            )
+        })?;
+        Ok(())
+    }
 }
 
 /// What handlers share.

@@ -1,12 +1,11 @@
 //! `recon-api`: see `recon-api --help` and docs/api.md.
 
-use clap::Parser;
 use recon_api::{Settings, build};
 use recon_common::telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    let settings = Settings::load()?;
     telemetry::init(settings.log_format);
     let api = build(&settings).await?;
     let metrics_port = api.ops.as_ref().map(|(_, port)| *port);

@@ -7,7 +7,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use helcim_client::money::format_minor_units;
+use recon_money::format_minor_units;
 use recon_store::api_keys::Capability;
 use serde_json::{Map, Value, json};
 use sqlx::Row;

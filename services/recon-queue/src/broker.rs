@@ -165,9 +165,12 @@ impl Broker {
         let unavailable = |e: lapin::Error| PublishError::Unavailable(e.to_string());
         let properties = ConnectionProperties::default()
             .with_connection_name(self.config.connection_name.clone().into());
+        // Parsed here, not by lapin, whose parse errors quote the URL and its password.
+        let uri = crate::amqp_url::parse_amqp_url(&self.config.url)
+            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
         let connection = tokio::time::timeout(
             self.config.connect_timeout,
-            Connection::connect(&self.config.url, properties),
+            Connection::connect_uri(uri, properties),
         )
         .await
         .map_err(|_| {

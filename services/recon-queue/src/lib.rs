@@ -7,6 +7,7 @@
 //!   reconnected on failure;
 //! - [`publisher`]: publish an envelope and return only once RabbitMQ confirmed it.
 
+pub mod amqp_url;
 pub mod broker;
 pub mod consumer;
 pub mod dead_letters;
@@ -15,6 +16,7 @@ pub mod publisher;
 pub mod settings;
 pub mod topology;
 
+pub use amqp_url::{InvalidAmqpUrl, parse_amqp_url};
 pub use broker::{Broker, BrokerConfig, BrokerState, PublishError};
 pub use consumer::{Job, WorkConsumer};
 pub use envelope::WebhookEnvelope;

@@ -1,5 +1,6 @@
 //! Settings, from flags or (as deployed) the environment. Secrets are `SecretString`s,
-//! so printing the settings never shows them.
+//! so printing the settings never shows them, and come from the environment (or a
+//! `NAME_FILE`) only, never from a flag: see [`Settings::load`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use crate::accounts::{AccountSource, DatabaseAccounts, StaticAccounts};
 
 /// recon-receiver: verifies Helcim webhooks and queues them on RabbitMQ.
 #[derive(Debug, Clone, Parser)]
-#[command(version)]
+#[command(version, after_help = SECRETS_HELP)]
 pub struct Settings {
     /// Address to listen on (webhooks; also /healthz, /readyz and /metrics unless
     /// METRICS_ADDR is set).
@@ -42,12 +43,13 @@ pub struct Settings {
     #[arg(long, env = "HELCIM_ACCOUNT_ID", default_value = "default")]
     pub account_id: String,
     /// The single account's verifier token(s), base64, space- or comma-separated
-    /// while rotating.
-    #[arg(long, env = "HELCIM_WEBHOOK_VERIFIER_TOKEN", value_parser = secret, hide_env_values = true)]
+    /// while rotating: `HELCIM_WEBHOOK_VERIFIER_TOKEN` (environment only).
+    #[arg(skip)]
     pub verifier_token: Option<SecretString>,
     /// Postgres with the accounts (`reconctl accounts add`); needs RECON_VERIFIER_KEY
-    /// (or RECON_MASTER_KEY). No other purpose key is kept by the receiver.
-    #[arg(long, env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
+    /// (or RECON_MASTER_KEY): `DATABASE_URL` (environment only). No other purpose key is
+    /// kept by the receiver.
+    #[arg(skip)]
     pub database_url: Option<SecretString>,
     /// Largest body accepted; larger gets 413.
     #[arg(long, env = "RECEIVER_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
@@ -63,11 +65,27 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
-fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(text.to_string()))
-}
+const SECRETS_HELP: &str = "Secrets, from the environment only (or from the file NAME_FILE names):
+  DATABASE_URL                    Postgres with the accounts (postgres://...?sslmode=verify-full)
+  HELCIM_WEBHOOK_VERIFIER_TOKEN   a single account's verifier token(s), instead of DATABASE_URL
+  AMQP_URL                        RabbitMQ (amqps://...; default: the local broker)";
 
 impl Settings {
+    /// Flags and environment, then the secrets from the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut settings = Settings::parse();
+        settings.read_secrets(&recon_common::secrets::ProcessEnv)?;
+        Ok(settings)
+    }
+
+    /// Reads the secrets from `env` (`NAME` or `NAME_FILE` each).
+    pub fn read_secrets(&mut self, env: &dyn recon_common::secrets::Env) -> anyhow::Result<()> {
+        use recon_common::secrets::read;
+        self.verifier_token = read(env, "HELCIM_WEBHOOK_VERIFIER_TOKEN")?;
+        self.database_url = read(env, "DATABASE_URL")?;
+        self.amqp.read_secrets(env)
+    }
+
     /// Settings for tests: loopback port 0, local RabbitMQ, the given prefix.
     pub fn for_tests(amqp_prefix: &str) -> Self {
         let mut settings = Settings::parse_from(["recon-receiver"]);
@@ -127,4 +145,41 @@ pub fn verifier_keys_only(cipher: SecretCipher) -> anyhow::Result<SecretCipher> 
         );
     }
     Ok(cipher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    #[test]
+    fn secrets_are_not_command_line_flags() {
+        for flag in ["--verifier-token", "--database-url", "--amqp-url"] {
+            let error = Settings::try_parse_from(["recon-receiver", flag, "s3cret"]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::UnknownArgument, "{flag}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let env = |name: &str| match name {
+            "DATABASE_URL" => Some("postgres://u:pw@db/helcim_recon".to_string()),
+            "HELCIM_WEBHOOK_VERIFIER_TOKEN" => Some("dG9rZW4=".to_string()),
+            "AMQP_URL" => Some("amqps://u:pw@rabbit:5671/prod".to_string()),
+            _ => None,
+        };
+        let mut settings = Settings::parse_from(["recon-receiver"]);
+        settings.read_secrets(&env).unwrap();
+        let exposed = |s: &Option<SecretString>| s.as_ref().unwrap().expose_secret().to_string();
+        assert_eq!(
+            exposed(&settings.database_url),
+            "postgres://u:pw@db/helcim_recon"
+        );
+        assert_eq!(exposed(&settings.verifier_token), "dG9rZW4=");
+        assert_eq!(
+            settings.amqp.url.expose_secret(),
+            "amqps://u:pw@rabbit:5671/prod"
+        );
+        assert!(!format!("{settings:?}").contains("pw@"));
+    }
 }

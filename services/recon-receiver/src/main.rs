@@ -1,13 +1,12 @@
 //! `recon-receiver`: see `recon-receiver --help` and docs/receiver.md.
 
-use clap::Parser;
 use recon_common::telemetry;
 use recon_receiver::config::Settings;
 use recon_receiver::startup::Application;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    let settings = Settings::load()?;
     telemetry::init(settings.log_format);
     let app = Application::build(&settings, settings.account_sources().await?).await?;
     tracing::info!(addr = %settings.addr, port = app.port(), metrics_port = ?app.metrics_port(), prefix = %settings.amqp.prefix, "recon-receiver is listening");

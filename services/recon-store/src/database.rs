@@ -1,6 +1,8 @@
 //! Connecting, creating the database when missing, and applying `migrations/`.
 
-use std::time::Duration;
+mod options;
+
+pub use options::{InvalidDatabaseUrl, PoolOptions, parse_url};
 
 use anyhow::{Context, bail};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -9,12 +11,18 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
 /// The migrations in the repository's `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-/// A pool for `url`, failing fast (5 s) when Postgres does not answer.
+/// A pool for `url`, sized and limited by the environment ([`PoolOptions::from_env`]),
+/// failing fast when Postgres does not answer.
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a Postgres URL")?;
+    connect_with(url, &PoolOptions::from_env()?).await
+}
+
+/// A pool for `url` with the given size and limits.
+pub async fn connect_with(url: &str, pool: &PoolOptions) -> anyhow::Result<PgPool> {
+    let options = pool.apply(parse_url(url)?);
     PgPoolOptions::new()
-        .max_connections(10)
-        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(pool.max_connections)
+        .acquire_timeout(pool.acquire_timeout)
         .connect_with(options)
         .await
         .with_context(|| {
@@ -27,7 +35,7 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
 
 /// Creates the database `url` names, if it does not exist. Returns whether it did.
 pub async fn create_database_if_missing(url: &str) -> anyhow::Result<bool> {
-    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a Postgres URL")?;
+    let options: PgConnectOptions = parse_url(url)?;
     let name = options
         .get_database()
         .context("DATABASE_URL names no database (…/helcim_recon at the end)")?
@@ -60,10 +68,20 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<bool> {
     Ok(exists.is_none())
 }
 
-/// Applies every migration not yet applied.
+/// Applies every migration not yet applied. The statement timeout does not apply to
+/// them: building an index on a large table may rightly take longer.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    let mut connection = pool
+        .acquire()
+        .await
+        .context("Failed to connect to migrate")?;
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *connection)
+        .await?;
+    // Closed afterwards rather than returned to the pool without its timeout.
+    connection.close_on_drop();
     MIGRATOR
-        .run(pool)
+        .run(&mut *connection)
         .await
         .context("Failed to apply the migrations")
 }
@@ -78,7 +96,7 @@ pub async fn prepare(url: &str) -> anyhow::Result<PgPool> {
 
 /// Drops a database (tests clean up with it).
 pub async fn drop_database(url: &str) -> anyhow::Result<()> {
-    let options: PgConnectOptions = url.parse()?;
+    let options: PgConnectOptions = parse_url(url)?;
     let name = options.get_database().context("no database")?.to_string();
     let mut server: PgConnection = options.database("postgres").connect().await?;
     sqlx::query(AssertSqlSafe(format!(
@@ -92,12 +110,18 @@ pub async fn drop_database(url: &str) -> anyhow::Result<()> {
 /// `host:port/database`, without user or password, for messages.
 pub fn describe(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(parsed) => format!(
-            "{}:{}{}",
-            parsed.host_str().unwrap_or("?"),
-            parsed.port().unwrap_or(5432),
-            parsed.path()
-        ),
-        Err(_) => "(an unreadable URL)".into(),
+        // Anything else (`user:password@host`, say) parses with the password in its path.
+        Ok(parsed)
+            if matches!(parsed.scheme(), "postgres" | "postgresql")
+                && !parsed.cannot_be_a_base() =>
+        {
+            format!(
+                "{}:{}{}",
+                parsed.host_str().unwrap_or("?"),
+                parsed.port().unwrap_or(5432),
+                parsed.path()
+            )
+        }
+        _ => "(an unreadable URL)".into(),
     }
 }

@@ -1,4 +1,5 @@
-//! Settings, from flags or (as deployed) the environment.
+//! Settings, from flags or (as deployed) the environment. Secrets come from the
+//! environment (or a `NAME_FILE`) only, never from a flag: see [`Settings::load`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,13 +10,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// recon-worker: fetches what webhooks announce from Helcim and records it in Postgres.
 #[derive(Debug, Clone, Parser)]
-#[command(version)]
+#[command(version, after_help = SECRETS_HELP)]
 pub struct Settings {
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "WORKER_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
-    /// Postgres (the ledger and the accounts).
-    #[arg(long, env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
+    /// Postgres (the ledger and the accounts): `DATABASE_URL` (environment only).
+    #[arg(skip = SecretString::from(""))]
     pub database_url: SecretString,
     #[command(flatten)]
     pub amqp: recon_queue::AmqpSettings,
@@ -50,9 +51,11 @@ pub struct Settings {
     /// A single account configured here rather than with reconctl.
     #[arg(long, env = "HELCIM_ACCOUNT_ID", default_value = "default")]
     pub account_id: String,
-    #[arg(long, env = "HELCIM_API_TOKEN", value_parser = secret, hide_env_values = true)]
+    /// The single account's token: `HELCIM_API_TOKEN` (environment only).
+    #[arg(skip)]
     pub api_token: Option<SecretString>,
-    #[arg(long, env = "HELCIM_PARTNER_TOKEN", value_parser = secret, hide_env_values = true)]
+    /// The single account's partner token: `HELCIM_PARTNER_TOKEN` (environment only).
+    #[arg(skip)]
     pub partner_token: Option<SecretString>,
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
@@ -64,16 +67,81 @@ pub enum Limits {
     Unlimited,
 }
 
-fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(text.to_string()))
-}
+const SECRETS_HELP: &str = "Secrets, from the environment only (or from the file NAME_FILE names):
+  DATABASE_URL          Postgres, required (postgres://...?sslmode=verify-full)
+  HELCIM_API_TOKEN      a single account's API token (accounts otherwise come from Postgres)
+  HELCIM_PARTNER_TOKEN  that account's partner token, if any
+  AMQP_URL              RabbitMQ (amqps://...; default: the local broker)";
 
 impl Settings {
+    /// Flags and environment, then the secrets from the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut settings = Settings::parse();
+        settings.read_secrets(&recon_common::secrets::ProcessEnv)?;
+        Ok(settings)
+    }
+
+    /// Reads the secrets from `env` (`NAME` or `NAME_FILE` each); DATABASE_URL is required.
+    pub fn read_secrets(&mut self, env: &dyn recon_common::secrets::Env) -> anyhow::Result<()> {
+        use recon_common::secrets::read;
+        self.database_url = read(env, "DATABASE_URL")?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "DATABASE_URL is not set: set it (or DATABASE_URL_FILE) to the ledger's Postgres, \
+                 e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full"
+            )
+        })?;
+        self.api_token = read(env, "HELCIM_API_TOKEN")?;
+        self.partner_token = read(env, "HELCIM_PARTNER_TOKEN")?;
+        self.amqp.read_secrets(env)
+    }
+
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
     }
 
     pub fn open_batch_refresh(&self) -> Duration {
         Duration::from_secs(self.open_batch_refresh_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    #[test]
+    fn secrets_are_not_command_line_flags() {
+        for flag in [
+            "--database-url",
+            "--api-token",
+            "--partner-token",
+            "--amqp-url",
+        ] {
+            let error = Settings::try_parse_from(["recon-worker", flag, "s3cret"]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::UnknownArgument, "{flag}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_database_url_is_required() {
+        let env = |name: &str| match name {
+            "DATABASE_URL" => Some("postgres://u:pw@db/helcim_recon".to_string()),
+            "HELCIM_API_TOKEN" => Some("api-t0ken".to_string()),
+            _ => None,
+        };
+        let mut settings = Settings::parse_from(["recon-worker"]);
+        settings.read_secrets(&env).unwrap();
+        assert_eq!(settings.database_url(), "postgres://u:pw@db/helcim_recon");
+        assert_eq!(
+            settings.api_token.as_ref().unwrap().expose_secret(),
+            "api-t0ken"
+        );
+        assert!(settings.partner_token.is_none());
+
+        let error = settings.read_secrets(&|_: &str| None).unwrap_err();
+        assert!(
+            error.to_string().contains("DATABASE_URL is not set"),
+            "{error}"
+        );
     }
 }

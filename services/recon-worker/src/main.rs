@@ -1,6 +1,5 @@
 //! `recon-worker`: see `recon-worker --help` and docs/worker.md.
 
-use clap::Parser;
 use recon_common::telemetry;
 use recon_worker::config::Settings;
 use recon_worker::startup::Worker;
@@ -8,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    let settings = Settings::load()?;
     telemetry::init(settings.log_format);
     let worker = Worker::build(&settings).await?;
     tracing::info!(port = worker.port(), prefix = %settings.amqp.prefix, "recon-worker is starting");

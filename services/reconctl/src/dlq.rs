@@ -11,8 +11,11 @@ pub struct Amqp {
 }
 
 impl Amqp {
-    pub fn broker(self) -> Broker {
-        Broker::new(self.settings.broker_config("reconctl"))
+    /// A broker for AMQP_URL (environment only: it holds a password).
+    pub fn broker(mut self) -> anyhow::Result<Broker> {
+        self.settings
+            .read_secrets(&recon_common::secrets::ProcessEnv)?;
+        Ok(Broker::new(self.settings.broker_config("reconctl")))
     }
 }
 
@@ -47,7 +50,7 @@ pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             amqp,
         } => {
             anyhow::ensure!(limit > 0, "--limit must be at least 1");
-            let broker = amqp.broker();
+            let broker = amqp.broker()?;
             let page = dead_letters::list(&broker, offset, limit).await?;
             println!("{} dead letters from position {offset}", page.letters.len());
             for letter in page.letters {
@@ -69,7 +72,7 @@ pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             broker.close().await;
         }
         DlqCommand::Replay { webhook_id, amqp } => {
-            let broker = amqp.broker();
+            let broker = amqp.broker()?;
             let count = dead_letters::replay(&broker, webhook_id.as_deref()).await?;
             println!("replayed {count} dead letters onto the work queue");
             broker.close().await;

@@ -3,6 +3,8 @@
 //! Secrets are read from an environment variable named on the command line
 //! (`--verifier-token-env NAME`) or from standard input (`--verifier-token-stdin`),
 //! never from the command line itself, where `ps` and shell history would keep them.
+//! So are DATABASE_URL and AMQP_URL (they hold passwords): environment (or a
+//! `NAME_FILE`) only.
 
 // A command line answers on standard output; logs go to standard error.
 #![allow(clippy::print_stdout)]
@@ -14,22 +16,19 @@ mod queues;
 
 use clap::{Parser, Subcommand};
 use recon_common::telemetry::{self, LogFormat};
+use secrecy::ExposeSecret;
 
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Operate helcim-recon: migrate, accounts, keys, queues."
+    about = "Operate helcim-recon: migrate, accounts, keys, queues.",
+    after_help = "Secrets, from the environment only (or from the file NAME_FILE names):
+  DATABASE_URL  Postgres (default: the local helcim_recon database)
+  AMQP_URL      RabbitMQ, for queues and dlq (default: the local broker)"
 )]
 struct Cli {
-    /// Postgres URL.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        global = true,
-        hide_env_values = true,
-        default_value = "postgres://postgres:postgres@127.0.0.1:5432/helcim_recon",
-        hide_default_value = true
-    )]
+    /// Postgres URL: `DATABASE_URL` (environment only), read in `main`.
+    #[arg(skip = LOCAL_DATABASE_URL.to_string())]
     database_url: String,
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty", global = true)]
@@ -58,9 +57,15 @@ enum Command {
     ApiKeys(api_keys::ApiKeysCommand),
 }
 
+/// The database when DATABASE_URL is not set: the local one `make run` uses.
+const LOCAL_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/helcim_recon";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(url) = recon_common::secrets::from_env("DATABASE_URL")? {
+        cli.database_url = url.expose_secret().to_string();
+    }
     telemetry::init(cli.log_format);
     match cli.command {
         Command::Migrate => {
@@ -80,5 +85,25 @@ async fn main() -> anyhow::Result<()> {
         Command::Queues(args) => queues::run(args).await,
         Command::Dlq(command) => dlq::run_dlq(command).await,
         Command::ApiKeys(command) => api_keys::run(&cli.database_url, command).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_urls_are_not_command_line_flags() {
+        for flag in ["--database-url", "--amqp-url"] {
+            let error = Cli::try_parse_from(["reconctl", flag, "postgres://u:p@h/db", "queues"])
+                .unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{flag}"
+            );
+        }
+        let cli = Cli::try_parse_from(["reconctl", "migrate"]).unwrap();
+        assert_eq!(cli.database_url, LOCAL_DATABASE_URL);
     }
 }

@@ -11,7 +11,7 @@ pub struct QueuesArgs {
 }
 
 pub async fn run(args: QueuesArgs) -> anyhow::Result<()> {
-    let broker = args.amqp.broker();
+    let broker = args.amqp.broker()?;
     let connection = broker.connection().await?;
     for (queue, depth) in broker.topology().depths(&connection).await? {
         println!("{queue:<40} {depth}");

@@ -1,5 +1,8 @@
 //! Exact money: Helcim's decimal amounts (`19.99`, `"100.9900"`) become integer minor
 //! units plus a currency. Nothing here touches `f64`.
+//!
+//! A crate of its own so that what only formats money (the read API) does not link the
+//! Helcim HTTP client; `helcim_client::money` re-exports it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -173,8 +176,9 @@ fn trim_fraction_zeros(text: &str) -> String {
     }
 }
 
-/// Keeps error messages short when a field holds something unexpected and long.
-pub(crate) fn shorten(text: &str) -> String {
+/// Keeps error messages short when a field holds something unexpected and long: at
+/// most 40 characters, then `…`.
+pub fn shorten(text: &str) -> String {
     const MAX: usize = 40;
     if text.chars().count() <= MAX {
         text.to_string()
