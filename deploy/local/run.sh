@@ -126,7 +126,7 @@ cat >&2 <<MSG
   transactions reconciled  $(ledger "SELECT count(*) FROM card_transactions WHERE reconciliation_status = 'matched'") matched, $(ledger "SELECT count(*) FROM card_transactions WHERE reconciliation_status = 'exception'") exceptions, $(ledger "SELECT count(*) FROM card_transactions WHERE reconciliation_status = 'pending'") pending
   card batches             $(ledger "SELECT count(*) FROM card_batches")
   webhook deliveries       $(ledger "SELECT count(*) FROM webhook_deliveries") recorded ($(ledger "SELECT count(*) FROM webhook_deliveries WHERE attempts > 1") seen more than once)
-  dead letters             $(RUST_LOG=warn "$BIN/reconctl" dlq list | head -n 1 | sed "s/ from position 0//")
+  dead letters             $(RUST_LOG=warn "$BIN/reconctl" dlq list | sed -n "1{s/ from position 0//;p}")
 
   Query the ledger with the finance key just created:
     curl -H "Authorization: Bearer $key" \\
