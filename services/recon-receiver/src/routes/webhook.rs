@@ -80,7 +80,13 @@ async fn queue(
     }
     // A secret in the body (a connected account's API token) is sealed to the
     // worker's key and replaced by a marker: it never reaches the queue in clear.
-    let (raw_body, sealed_secrets) = match redact(&body) {
+    let redacted = match redact(&body) {
+        Ok(redacted) => redacted,
+        // `classify` parsed it already; should that ever change, a body that may hold
+        // a token is refused rather than queued as it is.
+        Err(not_json) => return reject(&account_id, Rejection::BadRequest(not_json.to_string())),
+    };
+    let (raw_body, sealed_secrets) = match redacted {
         None => (body.to_vec(), None),
         Some(redacted) => match &state.intake_key {
             Some(key) => {
