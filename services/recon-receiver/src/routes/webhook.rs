@@ -34,11 +34,25 @@ pub async fn receive(
             "no account with this id receives webhooks here; check the webhook URL in Helcim",
         );
     };
-    let body = match read_limited(body, &req, state.max_body_bytes).await {
-        Ok(body) => body,
-        Err(response) => {
+    let read = tokio::time::timeout(
+        state.body_timeout,
+        read_limited(body, &req, state.max_body_bytes),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(response)) => {
             metrics::request(&account_id, "too_large");
             return response;
+        }
+        Err(_) => {
+            metrics::request(&account_id, "body_timeout");
+            return error(
+                HttpResponse::RequestTimeout(),
+                &format!(
+                    "the body did not arrive within {} ms",
+                    state.body_timeout.as_millis()
+                ),
+            );
         }
     };
     let now = state.clock.now();
