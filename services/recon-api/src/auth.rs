@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::AppState;
+use crate::client_address::client_address;
 use crate::guard::Refusal;
 
 /// The authenticated caller: its key's id and scope.
@@ -120,11 +121,22 @@ impl FromRequest for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|key| SecretString::from(key.trim().to_string()));
-        // The TCP peer, not `Forwarded`/`X-Forwarded-For`, which any client can forge.
-        let client = req
+        let peer = req
             .peer_addr()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        // The TCP peer, unless it is a proxy listed in API_TRUSTED_PROXIES: only then is
+        // `X-Forwarded-For` believed (any client can write one).
+        let client = match &state {
+            Some(state) if !state.trusted_proxies.is_empty() => client_address(
+                peer,
+                req.headers()
+                    .get_all("x-forwarded-for")
+                    .filter_map(|v| v.to_str().ok()),
+                &state.trusted_proxies,
+            ),
+            _ => peer,
+        };
         Box::pin(async move {
             let state = state.ok_or(AuthError(Refusal::Unavailable))?;
             let (key_id, scope) = state

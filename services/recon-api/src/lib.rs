@@ -6,6 +6,7 @@
 //! `METRICS_ADDR` when that is set, so the public listener carries nothing but `/v1/`.
 
 pub mod auth;
+pub mod client_address;
 pub mod guard;
 pub mod keys;
 pub mod transactions;
@@ -46,6 +47,18 @@ pub struct Settings {
     /// Failed API key attempts allowed per client address per minute before 429.
     #[arg(long, env = "API_AUTH_FAILURES_PER_MINUTE", default_value = "10")]
     pub auth_failures_per_minute: NonZeroU32,
+    /// Proxies in front of the API (addresses or networks, comma-separated, e.g. the
+    /// ingress's pod network): from them, the right-most `X-Forwarded-For` address not
+    /// itself listed is the client the failure limit counts. Unset: the TCP peer.
+    /// (Spelled `std::vec::Vec` so clap parses the whole list as one value and an
+    /// empty variable means none.)
+    #[arg(
+        long,
+        env = "API_TRUSTED_PROXIES",
+        default_value = "",
+        value_parser = client_address::parse_proxies
+    )]
+    pub trusted_proxies: std::vec::Vec<ipnet::IpNet>,
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
 }
@@ -80,6 +93,8 @@ pub struct AppState {
     /// must not make the instance look dead (or hide that Postgres is).
     pub readiness: PgPool,
     pub auth: Authenticator,
+    /// `API_TRUSTED_PROXIES`: whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -122,6 +137,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Api> {
         .connect_lazy_with(options);
     let state = web::Data::new(AppState {
         auth: Authenticator::new(pool.clone(), settings.auth_failures_per_minute),
+        trusted_proxies: settings.trusted_proxies.clone(),
         pool,
         readiness,
         metrics: recon_common::metrics::install(),

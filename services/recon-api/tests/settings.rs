@@ -28,3 +28,16 @@ fn the_database_url_comes_from_the_environment_and_is_required() {
         "{error}"
     );
 }
+
+#[test]
+fn trusted_proxies_are_a_comma_separated_list_of_addresses_or_networks() {
+    let none = Settings::parse_from(["recon-api"]);
+    assert!(none.trusted_proxies.is_empty());
+    let empty = Settings::parse_from(["recon-api", "--trusted-proxies", ""]);
+    assert!(empty.trusted_proxies.is_empty());
+    let some = Settings::parse_from(["recon-api", "--trusted-proxies", "10.0.0.0/8,192.0.2.1"]);
+    assert_eq!(some.trusted_proxies.len(), 2);
+    let error =
+        Settings::try_parse_from(["recon-api", "--trusted-proxies", "ingress"]).unwrap_err();
+    assert!(error.to_string().contains("10.0.0.0/8"), "{error}");
+}

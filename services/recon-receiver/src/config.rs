@@ -54,6 +54,10 @@ pub struct Settings {
     /// Largest body accepted; larger gets 413.
     #[arg(long, env = "RECEIVER_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
+    /// How long a request may take to send its body; slower gets 408, so a client
+    /// trickling bytes cannot hold a handler (and delay a shutdown's drain).
+    #[arg(long, env = "RECEIVER_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
     /// How often accounts and tokens are re-read.
     #[arg(long, env = "RECEIVER_ACCOUNT_REFRESH_SECS", default_value_t = 30)]
     pub account_refresh_secs: u64,

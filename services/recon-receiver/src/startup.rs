@@ -24,6 +24,8 @@ pub struct AppState {
     pub publisher: EnvelopePublisher,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    /// `RECEIVER_BODY_TIMEOUT_MS`: the longest a body may take to arrive.
+    pub body_timeout: Duration,
     pub clock: Clock,
     /// Seals secrets found in bodies for the worker (`RECON_INTAKE_PUBLIC_KEY`).
     pub intake_key: Option<recon_store::intake::IntakePublicKey>,
@@ -105,6 +107,7 @@ impl Application {
             publisher: EnvelopePublisher::new(Arc::clone(&broker)),
             metrics: crate::metrics::install(),
             max_body_bytes: settings.max_body_bytes,
+            body_timeout: Duration::from_millis(settings.body_timeout_ms.max(1)),
             clock,
             intake_key: settings.intake_key()?,
         });

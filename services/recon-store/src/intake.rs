@@ -15,7 +15,9 @@ use crypto_box::{PublicKey, SecretKey};
 use secrecy::SecretString;
 
 use crate::crypto::{CryptoError, KEY_ID_LEN, decode_key, hex, key_id};
-use crate::keys::MasterKey;
+use recon_common::secrets::{Env, ProcessEnv};
+
+use crate::keys::{MasterKey, env_keys};
 
 const SEALED_VERSION: u8 = 1;
 const INTAKE_LABEL: &[u8] = b"helcim-recon intake x25519 v1";
@@ -50,15 +52,21 @@ impl IntakePublicKey {
         })
     }
 
-    /// `RECON_INTAKE_PUBLIC_KEY`, else derived from `RECON_MASTER_KEY`; `None` when
-    /// neither is set (a body with a secret is then refused with 503, never queued).
+    /// `RECON_INTAKE_PUBLIC_KEY`, else derived from `RECON_MASTER_KEY` (or the file
+    /// `RECON_MASTER_KEY_FILE` names); `None` when neither is set (a body with a secret
+    /// is then refused with 503, never queued).
     pub fn from_env() -> anyhow::Result<Option<Self>> {
-        if let Ok(text) = std::env::var("RECON_INTAKE_PUBLIC_KEY")
+        IntakePublicKey::from_lookup(&ProcessEnv)
+    }
+
+    /// As [`IntakePublicKey::from_env`], with the variables looked up in `env`.
+    pub fn from_lookup(env: &dyn Env) -> anyhow::Result<Option<Self>> {
+        if let Some(text) = env.var("RECON_INTAKE_PUBLIC_KEY")
             && !text.trim().is_empty()
         {
             return Ok(Some(IntakePublicKey::from_base64(&text)?));
         }
-        Ok(IntakeSecretKeys::from_master_env()?.map(|keys| keys.current.public()))
+        Ok(IntakeSecretKeys::from_master(env)?.map(|keys| keys.current.public()))
     }
 
     pub fn to_base64(&self) -> String {
@@ -132,35 +140,32 @@ impl IntakeSecretKeys {
     }
 
     /// `RECON_INTAKE_PRIVATE_KEY` (and `_PREVIOUS`, comma-separated), else derived from
-    /// `RECON_MASTER_KEY` (and `RECON_MASTER_KEY_PREVIOUS`); `None` when unset.
+    /// `RECON_MASTER_KEY` (and `RECON_MASTER_KEY_PREVIOUS`); each may instead be in the
+    /// file its `NAME_FILE` variable names. `None` when unset.
     pub fn from_env() -> anyhow::Result<Option<Self>> {
-        let given = list("RECON_INTAKE_PRIVATE_KEY")?;
-        if let Some(current) = given.into_iter().next() {
-            let previous = list("RECON_INTAKE_PRIVATE_KEY_PREVIOUS")?;
-            return Ok(Some(IntakeSecretKeys { current, previous }));
-        }
-        IntakeSecretKeys::from_master_env()
+        IntakeSecretKeys::from_lookup(&ProcessEnv)
     }
 
-    fn from_master_env() -> anyhow::Result<Option<Self>> {
-        let Ok(master) = std::env::var("RECON_MASTER_KEY") else {
+    /// As [`IntakeSecretKeys::from_env`], with the variables looked up in `env`.
+    pub fn from_lookup(env: &dyn Env) -> anyhow::Result<Option<Self>> {
+        let given = list(env, "RECON_INTAKE_PRIVATE_KEY")?;
+        if let Some(current) = given.into_iter().next() {
+            let previous = list(env, "RECON_INTAKE_PRIVATE_KEY_PREVIOUS")?;
+            return Ok(Some(IntakeSecretKeys { current, previous }));
+        }
+        IntakeSecretKeys::from_master(env)
+    }
+
+    fn from_master(env: &dyn Env) -> anyhow::Result<Option<Self>> {
+        let current = env_keys(env, "RECON_MASTER_KEY", |t| {
+            MasterKey::from_base64(t, "RECON_MASTER_KEY")
+        })?;
+        let Some(current) = current.into_iter().next() else {
             return Ok(None);
         };
-        if master.trim().is_empty() {
-            return Ok(None);
-        }
-        let current = MasterKey::from_base64(&SecretString::from(master), "RECON_MASTER_KEY")?;
-        let previous = std::env::var("RECON_MASTER_KEY_PREVIOUS")
-            .unwrap_or_default()
-            .split(',')
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| {
-                MasterKey::from_base64(
-                    &SecretString::from(k.to_string()),
-                    "RECON_MASTER_KEY_PREVIOUS",
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let previous = env_keys(env, "RECON_MASTER_KEY_PREVIOUS", |t| {
+            MasterKey::from_base64(t, "RECON_MASTER_KEY_PREVIOUS")
+        })?;
         Ok(Some(IntakeSecretKeys {
             current: IntakeSecretKey::derive(&current),
             previous: previous.iter().map(IntakeSecretKey::derive).collect(),
@@ -181,13 +186,8 @@ impl IntakeSecretKeys {
     }
 }
 
-fn list(name: &'static str) -> Result<Vec<IntakeSecretKey>, CryptoError> {
-    std::env::var(name)
-        .unwrap_or_default()
-        .split(',')
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| IntakeSecretKey::from_base64(&SecretString::from(k.to_string()), name))
-        .collect()
+fn list(env: &dyn Env, name: &'static str) -> anyhow::Result<Vec<IntakeSecretKey>> {
+    env_keys(env, name, |t| IntakeSecretKey::from_base64(t, name))
 }
 
 #[cfg(test)]

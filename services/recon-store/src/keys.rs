@@ -231,12 +231,18 @@ impl SecretCipher {
     /// From the environment: `RECON_MASTER_KEY` (and `RECON_MASTER_KEY_PREVIOUS`,
     /// comma-separated) derives every purpose; a purpose's own variable
     /// (`RECON_VERIFIER_KEY`, `RECON_API_TOKEN_KEY`, `RECON_PARTNER_TOKEN_KEY`, each with
-    /// `*_PREVIOUS`) gives that purpose alone and wins over the derived one.
+    /// `*_PREVIOUS`) gives that purpose alone and wins over the derived one. Each may
+    /// instead be in the file its `NAME_FILE` variable names (mounted secrets).
     pub fn from_env() -> anyhow::Result<Self> {
-        let master = env_keys("RECON_MASTER_KEY", |t| {
+        SecretCipher::from_lookup(&recon_common::secrets::ProcessEnv)
+    }
+
+    /// As [`SecretCipher::from_env`], with the variables looked up in `env`.
+    pub fn from_lookup(env: &dyn recon_common::secrets::Env) -> anyhow::Result<Self> {
+        let master = env_keys(env, "RECON_MASTER_KEY", |t| {
             MasterKey::from_base64(t, "RECON_MASTER_KEY")
         })?;
-        let master_previous = env_keys("RECON_MASTER_KEY_PREVIOUS", |t| {
+        let master_previous = env_keys(env, "RECON_MASTER_KEY_PREVIOUS", |t| {
             MasterKey::from_base64(t, "RECON_MASTER_KEY_PREVIOUS")
         })?;
         let mut cipher = match master.into_iter().next() {
@@ -247,13 +253,15 @@ impl SecretCipher {
             },
         };
         for purpose in Purpose::ALL {
-            let Some(current) = env_keys(purpose.env(), |t| DataKey::from_base64(purpose, t))?
+            let Some(current) = env_keys(env, purpose.env(), |t| DataKey::from_base64(purpose, t))?
                 .into_iter()
                 .next()
             else {
                 continue;
             };
-            let previous = env_keys(purpose.previous_env(), |t| DataKey::from_base64(purpose, t))?;
+            let previous = env_keys(env, purpose.previous_env(), |t| {
+                DataKey::from_base64(purpose, t)
+            })?;
             cipher.rings.insert(purpose, Ring { current, previous });
         }
         if cipher.rings.is_empty() {
@@ -351,15 +359,21 @@ impl SecretCipher {
     }
 }
 
-/// Parses a comma-separated variable (unset or empty: none).
-fn env_keys<T>(
+/// Parses a comma-separated secret variable, `name` or the file `name_FILE` names
+/// (unset or empty: none).
+pub(crate) fn env_keys<T>(
+    env: &dyn recon_common::secrets::Env,
     name: &str,
     parse: impl Fn(&SecretString) -> Result<T, CryptoError>,
-) -> Result<Vec<T>, CryptoError> {
-    std::env::var(name)
-        .unwrap_or_default()
+) -> anyhow::Result<Vec<T>> {
+    use secrecy::ExposeSecret;
+    let Some(text) = recon_common::secrets::read(env, name)? else {
+        return Ok(vec![]);
+    };
+    Ok(text
+        .expose_secret()
         .split(',')
         .filter(|k| !k.trim().is_empty())
-        .map(|k| parse(&SecretString::from(k.to_string())))
-        .collect()
+        .map(|k| parse(&SecretString::from(k.trim().to_string())))
+        .collect::<Result<_, _>>()?)
 }

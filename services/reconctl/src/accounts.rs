@@ -174,10 +174,14 @@ pub async fn run_keys(database_url: &str, command: KeysCommand) -> anyhow::Resul
             println!("{}", MasterKey::generate().expose_secret());
         }
         KeysCommand::Derive => {
-            let text = std::env::var("RECON_MASTER_KEY").map_err(|_| {
-                anyhow::anyhow!("RECON_MASTER_KEY is not set: it is what the keys are derived from")
+            // Like every secret: the variable, or the file RECON_MASTER_KEY_FILE names.
+            let text = recon_common::secrets::from_env("RECON_MASTER_KEY")?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "RECON_MASTER_KEY is not set (nor RECON_MASTER_KEY_FILE): it is what the \
+                     keys are derived from"
+                )
             })?;
-            let master = MasterKey::from_base64(&SecretString::from(text), "RECON_MASTER_KEY")?;
+            let master = MasterKey::from_base64(&text, "RECON_MASTER_KEY")?;
             for purpose in Purpose::ALL {
                 println!(
                     "{}={}",

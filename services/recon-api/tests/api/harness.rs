@@ -34,6 +34,8 @@ pub struct Harness {
 pub struct Options {
     pub failures_per_minute: u32,
     pub metrics_addr: bool,
+    /// Trust `X-Forwarded-For` from the test client (127.0.0.1), as from an ingress.
+    pub behind_proxy: bool,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
         Options {
             failures_per_minute: 1_000,
             metrics_addr: false,
+            behind_proxy: false,
         }
     }
 }
@@ -54,6 +57,11 @@ impl Harness {
             metrics_addr: options.metrics_addr.then(|| "127.0.0.1:0".parse().unwrap()),
             database_url: SecretString::from(db.url.clone()),
             auth_failures_per_minute: NonZeroU32::new(options.failures_per_minute).unwrap(),
+            trusted_proxies: if options.behind_proxy {
+                vec!["127.0.0.0/8".parse().unwrap()]
+            } else {
+                vec![]
+            },
             log_format: Default::default(),
         };
         let api = recon_api::build(&settings).await.expect("recon-api starts");

@@ -59,3 +59,64 @@ async fn the_same_junk_key_is_looked_up_once_and_then_answered_from_memory() {
     assert_eq!(api.state.auth.lookups(), 4);
     api.stop().await;
 }
+
+/// A request to the transaction as if through an ingress that saw `client`.
+async fn via_ingress(api: &Harness, key: &str, forwarded_for: &str) -> u16 {
+    api.http
+        .get(format!(
+            "{}/v1/accounts/{ACCOUNT}/transactions/{TRANSACTION}",
+            api.url
+        ))
+        .bearer_auth(key)
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_ingress_one_client_sending_junk_keys_does_not_lock_out_the_others() {
+    let api = Harness::start(Options {
+        failures_per_minute: 3,
+        behind_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let key = api.key(Role::Finance, None).await;
+    // The attacker also forges an address of its own on the left: not believed.
+    for attempt in 0..10 {
+        let junk = format!("hrk_guess-{attempt}");
+        let _ = via_ingress(&api, &junk, "198.51.100.20, 203.0.113.66").await;
+    }
+    assert_eq!(
+        via_ingress(&api, "hrk_guess-more", "198.51.100.21, 203.0.113.66").await,
+        429,
+        "the attacker's own address is limited whatever it forges"
+    );
+    assert_eq!(
+        via_ingress(&api, &key, "203.0.113.7").await,
+        200,
+        "another client behind the same ingress is not"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_for_header_changes_nothing() {
+    let api = Harness::start(Options {
+        failures_per_minute: 3,
+        ..Options::default()
+    })
+    .await;
+    for attempt in 0..5 {
+        let forged = format!("203.0.113.{attempt}");
+        let _ = via_ingress(&api, &format!("hrk_guess-{attempt}"), &forged).await;
+    }
+    assert_eq!(
+        via_ingress(&api, "hrk_guess-last", "198.51.100.99").await,
+        429
+    );
+    api.stop().await;
+}

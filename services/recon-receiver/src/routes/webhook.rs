@@ -34,11 +34,25 @@ pub async fn receive(
             "no account with this id receives webhooks here; check the webhook URL in Helcim",
         );
     };
-    let body = match read_limited(body, &req, state.max_body_bytes).await {
-        Ok(body) => body,
-        Err(response) => {
+    let read = tokio::time::timeout(
+        state.body_timeout,
+        read_limited(body, &req, state.max_body_bytes),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(response)) => {
             metrics::request(&account_id, "too_large");
             return response;
+        }
+        Err(_) => {
+            metrics::request(&account_id, "body_timeout");
+            return error(
+                HttpResponse::RequestTimeout(),
+                &format!(
+                    "the body did not arrive within {} ms",
+                    state.body_timeout.as_millis()
+                ),
+            );
         }
     };
     let now = state.clock.now();
@@ -80,7 +94,13 @@ async fn queue(
     }
     // A secret in the body (a connected account's API token) is sealed to the
     // worker's key and replaced by a marker: it never reaches the queue in clear.
-    let (raw_body, sealed_secrets) = match redact(&body) {
+    let redacted = match redact(&body) {
+        Ok(redacted) => redacted,
+        // `classify` parsed it already; should that ever change, a body that may hold
+        // a token is refused rather than queued as it is.
+        Err(not_json) => return reject(&account_id, Rejection::BadRequest(not_json.to_string())),
+    };
+    let (raw_body, sealed_secrets) = match redacted {
         None => (body.to_vec(), None),
         Some(redacted) => match &state.intake_key {
             Some(key) => {

@@ -29,6 +29,7 @@ pub struct Options {
     pub amqp_url: String,
     pub clock: Clock,
     pub confirm_timeout_ms: u64,
+    pub body_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -37,6 +38,7 @@ impl Default for Options {
             amqp_url: AMQP_URL.into(),
             clock: Clock::System,
             confirm_timeout_ms: 5000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -50,6 +52,7 @@ pub async fn spawn_receiver(options: Options) -> TestReceiver {
     let mut settings = Settings::for_tests(&prefix);
     settings.amqp.url = options.amqp_url.clone().into();
     settings.amqp_confirm_timeout_ms = options.confirm_timeout_ms;
+    settings.body_timeout_ms = options.body_timeout_ms;
     let tokens = format!("{TOKEN_NEW} {TOKEN_OLD}");
     let sources: Vec<Box<dyn AccountSource>> =
         vec![Box::new(StaticAccounts::single(ACCOUNT, &tokens).unwrap())];

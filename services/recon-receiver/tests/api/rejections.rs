@@ -158,3 +158,37 @@ async fn every_refusal_has_its_status_and_reason_and_queues_nothing() {
     }
     receiver.finish().await;
 }
+
+/// A client that sends its headers and then trickles (or withholds) its body gets 408
+/// once the body timeout passes, instead of holding a handler for as long as it likes.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408_and_nothing_is_queued() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let receiver = spawn_receiver(Options {
+        body_timeout_ms: 300,
+        ..Options::default()
+    })
+    .await;
+    let address = receiver.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /webhooks/helcim/{ACCOUNT} HTTP/1.1\r\nHost: {address}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\
+         webhook-id: msg_slow\r\nwebhook-timestamp: {}\r\nwebhook-signature: v1,AAAA\r\n\r\n{{\"id\":",
+        now()
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered before the client gave up");
+    let answer = String::from_utf8_lossy(&answer[..read.unwrap()]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(receiver.work_queue_depth().await, 0);
+    receiver.finish().await;
+}
