@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::inflight::{ConsumerHealth, database_answers};
+use crate::ledger::{Ledger, dead_outcome};
 use crate::policy::{Policy, Step};
 use crate::process::{Fate, Processor};
 use crate::redeliveries;
@@ -30,12 +31,24 @@ use crate::redeliveries;
 pub trait Work: Send + Sync + 'static {
     /// What the envelope leads to.
     fn process(&self, envelope: &WebhookEnvelope) -> impl Future<Output = Fate> + Send;
-    /// Notes in the ledger that the message went to the dead-letter queue.
+    /// Notes in the ledger that the message, replayed `replays` times, is confirmed in
+    /// the dead-letter queue.
     fn dead_lettered(
         &self,
         envelope: &WebhookEnvelope,
         reason: &str,
+        replays: u32,
     ) -> impl Future<Output = ()> + Send;
+    /// Whether a copy of this webhook replayed at least `replays` times is already
+    /// confirmed in the dead-letter queue (as [`Work::dead_lettered`] noted). A duplicate
+    /// (Helcim retried a webhook the receiver had queued; a publish confirmed after its
+    /// timeout) then needs no second dead letter. False when unsure: a second dead
+    /// letter is harmless, a lost one is not.
+    fn already_dead_lettered(
+        &self,
+        envelope: &WebhookEnvelope,
+        replays: u32,
+    ) -> impl Future<Output = bool> + Send;
 }
 
 impl Work for Processor {
@@ -43,10 +56,35 @@ impl Work for Processor {
         Processor::process(self, envelope)
     }
 
-    async fn dead_lettered(&self, envelope: &WebhookEnvelope, reason: &str) {
-        let outcome = format!("dead-lettered: {reason}");
-        if let Err(error) = self.ledger.complete_dead(envelope, &outcome).await {
-            tracing::warn!(%error, "could not note the dead letter in the ledger (the message is in the dead-letter queue)");
+    async fn dead_lettered(&self, envelope: &WebhookEnvelope, reason: &str, replays: u32) {
+        note_dead_letter(&self.ledger, envelope, reason, replays).await;
+    }
+
+    async fn already_dead_lettered(&self, envelope: &WebhookEnvelope, replays: u32) -> bool {
+        dead_letter_noted(&self.ledger, envelope, replays).await
+    }
+}
+
+/// [`Work::dead_lettered`] on the ledger.
+pub async fn note_dead_letter(
+    ledger: &Ledger,
+    envelope: &WebhookEnvelope,
+    reason: &str,
+    replays: u32,
+) {
+    let outcome = dead_outcome(reason, replays);
+    if let Err(error) = ledger.complete_dead(envelope, &outcome).await {
+        tracing::warn!(%error, "could not note the dead letter in the ledger (the message is in the dead-letter queue)");
+    }
+}
+
+/// [`Work::already_dead_lettered`] on the ledger.
+pub async fn dead_letter_noted(ledger: &Ledger, envelope: &WebhookEnvelope, replays: u32) -> bool {
+    match ledger.dead_lettered_after(envelope).await {
+        Ok(noted) => noted.is_some_and(|noted| noted >= replays),
+        Err(error) => {
+            tracing::warn!(%error, "cannot tell whether the webhook is dead-lettered already; dead-lettering this copy too");
+            false
         }
     }
 }
@@ -147,6 +185,7 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
             return;
         }
     };
+    let replays = job.replays;
     let key = counted_redelivery(&job, &envelope);
     if let Some(key) = &key {
         let Some(deliveries) = redeliveries_counted(&ctx, key, &shutdown).await else {
@@ -159,7 +198,7 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
             );
             let result = job.dead_letter(&reason).await;
             if result.is_ok() {
-                work.dead_lettered(&envelope, &reason).await;
+                work.dead_lettered(&envelope, &reason, replays).await;
                 redeliveries::forget(&ctx.pool, key).await;
             }
             settle(result.map(|_| "dead"), &reason);
@@ -201,10 +240,14 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
                 job.retry_later(&reason, counted).await.map(|_| "retry"),
                 reason,
             ),
+            Step::Dead(reason) if work.already_dead_lettered(&envelope, replays).await => {
+                tracing::warn!(webhook_id = %envelope.webhook_id, reason, "a copy of this webhook is in the dead-letter queue already; this duplicate is acknowledged");
+                (job.ack().await.map(|_| "duplicate"), reason)
+            }
             Step::Dead(reason) => {
                 let result = job.dead_letter(&reason).await;
                 if result.is_ok() {
-                    work.dead_lettered(&envelope, &reason).await;
+                    work.dead_lettered(&envelope, &reason, replays).await;
                 }
                 (result.map(|_| "dead"), reason)
             }

@@ -6,13 +6,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lapin::types::{AMQPValue, FieldTable};
 use rand::Rng;
 use recon_common::tcp_proxy::Proxy;
+use recon_queue::consumer::REPLAYS_HEADER;
 use recon_queue::publisher::properties;
 use recon_queue::{Broker, BrokerConfig, Topology, WebhookEnvelope};
 use recon_store::testing::TestDatabase;
-use recon_worker::consume::{Consuming, Work, run};
+use recon_worker::consume::{Consuming, Work, dead_letter_noted, note_dead_letter, run};
 use recon_worker::inflight::ConsumerHealth;
+use recon_worker::ledger::Ledger;
 use recon_worker::policy::Policy;
 use recon_worker::process::Fate;
 use sqlx::PgPool;
@@ -58,8 +61,35 @@ impl Work for Stand {
         Fate::Done("reconciled")
     }
 
-    async fn dead_lettered(&self, envelope: &WebhookEnvelope, _reason: &str) {
+    async fn dead_lettered(&self, envelope: &WebhookEnvelope, _reason: &str, _replays: u32) {
         self.dead.lock().unwrap().push(envelope.webhook_id.clone());
+    }
+
+    async fn already_dead_lettered(&self, _envelope: &WebhookEnvelope, _replays: u32) -> bool {
+        false
+    }
+}
+
+/// Work on the real ledger for a transaction Helcim will never show: the delivery is
+/// recorded, then the job gives up.
+struct NeverAtHelcim {
+    ledger: Ledger,
+}
+
+impl Work for NeverAtHelcim {
+    async fn process(&self, envelope: &WebhookEnvelope) -> Fate {
+        if let Err(error) = self.ledger.record_delivery(envelope, Some(1)).await {
+            return Fate::Database(format!("database: {error}"));
+        }
+        Fate::Dead("the transaction is not at Helcim".into())
+    }
+
+    async fn dead_lettered(&self, envelope: &WebhookEnvelope, reason: &str, replays: u32) {
+        note_dead_letter(&self.ledger, envelope, reason, replays).await;
+    }
+
+    async fn already_dead_lettered(&self, envelope: &WebhookEnvelope, replays: u32) -> bool {
+        dead_letter_noted(&self.ledger, envelope, replays).await
     }
 }
 
@@ -98,6 +128,12 @@ impl Rig {
     }
 
     async fn publish(&self, webhook_id: &str) {
+        self.publish_replayed(webhook_id, 0).await;
+    }
+
+    /// Publishes as `reconctl dlq replay` does after `replays` replays (0: as queued by
+    /// the receiver).
+    async fn publish_replayed(&self, webhook_id: &str, replays: u32) {
         let envelope = WebhookEnvelope {
             schema_version: 1,
             webhook_id: webhook_id.into(),
@@ -110,8 +146,14 @@ impl Rig {
             request_id: "req".into(),
             sealed_secrets: None,
         };
+        let mut properties = properties(&envelope);
+        if replays > 0 {
+            let mut headers = FieldTable::default();
+            headers.insert(REPLAYS_HEADER.into(), AMQPValue::LongUInt(replays));
+            properties = properties.with_headers(headers);
+        }
         self.broker
-            .publish("work", &envelope.encode_to_bytes(), properties(&envelope))
+            .publish("work", &envelope.encode_to_bytes(), properties)
             .await
             .unwrap();
     }
@@ -297,4 +339,68 @@ async fn a_postgres_outage_longer_than_the_retry_ladder_dead_letters_nothing() {
     running.await.unwrap();
     pool.close().await;
     rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_of_a_dead_lettered_webhook_is_not_dead_lettered_twice_but_a_replay_is() {
+    let rig = Rig::new(Topology::new(prefix("dup-dead"))).await;
+    let work = Arc::new(NeverAtHelcim {
+        ledger: Ledger::new(rig.db.pool.clone()),
+    });
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(run(
+        work,
+        rig.consuming(rig.db.pool.clone(), 1, 3),
+        shutdown.clone(),
+    ));
+    // Helcim retried a webhook the receiver had queued: two copies, one dead letter.
+    rig.publish("gone-1").await;
+    settled(&rig, 1).await;
+    rig.publish("gone-1").await;
+    settled(&rig, 2).await;
+    assert_eq!(rig.depth(&rig.broker.topology().work_queue()).await, 0);
+    assert_eq!(
+        rig.depth(&rig.broker.topology().dead_queue()).await,
+        1,
+        "one webhook, one dead letter"
+    );
+    // A replay that fails again is a new dead letter (the old one left the dead queue);
+    // a stale copy from before that replay is not.
+    rig.publish_replayed("gone-1", 1).await;
+    settled(&rig, 3).await;
+    rig.publish("gone-1").await;
+    settled(&rig, 4).await;
+    assert_eq!(rig.depth(&rig.broker.topology().dead_queue()).await, 2);
+    let outcome: String =
+        sqlx::query_scalar("SELECT outcome FROM webhook_deliveries WHERE webhook_id = 'gone-1'")
+            .fetch_one(&rig.db.pool)
+            .await
+            .unwrap();
+    assert!(
+        outcome.starts_with("dead-lettered after replay 1: "),
+        "{outcome}"
+    );
+    shutdown.cancel();
+    running.await.unwrap();
+    rig.finish().await;
+}
+
+/// Waits until the worker took `gone-1` `deliveries` times and settled it.
+async fn settled(rig: &Rig, deliveries: i32) {
+    for _ in 0..200 {
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "SELECT attempts FROM webhook_deliveries WHERE webhook_id = 'gone-1'",
+        )
+        .fetch_optional(&rig.db.pool)
+        .await
+        .unwrap();
+        if attempts == Some(deliveries)
+            && rig.health.unacked() == 0
+            && rig.depth(&rig.broker.topology().work_queue()).await == 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gone-1 was not settled {deliveries} times within 10 s");
 }
