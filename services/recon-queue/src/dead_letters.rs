@@ -8,7 +8,7 @@
 //! have no delivery limit, so browsing any number of times can never make the broker
 //! drop a dead letter, as RabbitMQ 4's quorum queues would past their limit.
 
-use lapin::options::BasicGetOptions;
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
 use crate::broker::{Broker, PublishError};
@@ -73,12 +73,30 @@ pub async fn list(broker: &Broker, offset: usize, limit: usize) -> Result<Page, 
 /// Moves dead letters back onto the work queue (those of `webhook_id`, or all);
 /// returns how many. Each is confirmed on the work queue before it leaves this one;
 /// the others go back to their places when the channel closes.
+///
+/// Only the messages in the queue when the replay starts are looked at: one that fails
+/// again at once comes back to the end of the dead queue while the replay runs, and
+/// taking it again would replay it over and over, never ending.
 pub async fn replay(broker: &Broker, webhook_id: Option<&str>) -> Result<usize, PublishError> {
     let channel = open(broker).await?;
+    let waiting = channel
+        .queue_declare(
+            broker.topology().dead_queue().as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(unavailable)?
+        .message_count() as usize;
     let mut replayed = 0;
     let mut position = 0;
     let result = async {
-        while let Some(message) = get(broker, &channel).await? {
+        while position < waiting
+            && let Some(message) = get(broker, &channel).await?
+        {
             let letter = describe(&message, position);
             position += 1;
             if webhook_id.is_some_and(|id| id != letter.webhook_id) {
