@@ -13,8 +13,8 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 
 use crate::broker::{Broker, PublishError};
 use crate::consumer::{
-    DEAD_REASON_HEADER, LAST_ERROR_HEADER, MESSAGE_RETRIES_HEADER, REPLAYS_HEADER, RETRIES_HEADER,
-    header_text, header_u32,
+    DEAD_REASON_HEADER, LAST_ERROR_HEADER, MESSAGE_RETRIES_HEADER, REPLAYED_AT_HEADER,
+    REPLAYS_HEADER, RETRIES_HEADER, header_text, header_u32,
 };
 use crate::envelope::WebhookEnvelope;
 use crate::topology::WORK;
@@ -123,6 +123,12 @@ pub async fn replay(broker: &Broker, webhook_id: Option<&str>) -> Result<usize, 
                 REPLAYS_HEADER.into(),
                 AMQPValue::LongUInt(letter.replays + 1),
             );
+            // An outage is given up on by time: counted from now, or an old webhook
+            // would be dead-lettered again by its first 429 or 503.
+            headers.insert(
+                REPLAYED_AT_HEADER.into(),
+                AMQPValue::LongLongInt(now_micros()),
+            );
             let properties = message.properties.clone().with_headers(headers);
             broker.publish(WORK, &message.data, properties).await?;
             if !message.ack(Default::default()).await.map_err(unavailable)? {
@@ -139,6 +145,12 @@ pub async fn replay(broker: &Broker, webhook_id: Option<&str>) -> Result<usize, 
     .await;
     let _ = channel.close(200, "replayed".into()).await;
     result.map(|()| replayed)
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
 }
 
 async fn open(broker: &Broker) -> Result<lapin::Channel, PublishError> {

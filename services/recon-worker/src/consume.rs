@@ -218,7 +218,7 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
                 break (job.requeue().await.map(|_| "panicked"), reason);
             }
         };
-        let since_received = since_received(&envelope);
+        let since_received = since_received(&envelope, job.replayed_at_micros);
         let step = match ctx.policy.step(&fate, job.message_retries, since_received) {
             Step::CheckDatabase(reason) if database_answers(&ctx.pool).await => {
                 // Postgres answers: the failure was this message's (counted).
@@ -305,9 +305,14 @@ async fn redeliveries_counted(
     }
 }
 
-fn since_received(envelope: &WebhookEnvelope) -> Duration {
+/// How long ago the webhook was received, or replayed from the dead-letter queue if
+/// that was later: a replay gets a fresh give-up window for outages.
+fn since_received(envelope: &WebhookEnvelope, replayed_at_micros: Option<i64>) -> Duration {
     let now = chrono::Utc::now().timestamp_micros();
-    Duration::from_micros(now.saturating_sub(envelope.received_at_micros).max(0) as u64)
+    let from = envelope
+        .received_at_micros
+        .max(replayed_at_micros.unwrap_or(i64::MIN));
+    Duration::from_micros(now.saturating_sub(from).max(0) as u64)
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -10,6 +10,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use rand::Rng;
 use recon_common::tcp_proxy::Proxy;
 use recon_queue::consumer::REPLAYS_HEADER;
+use recon_queue::dead_letters;
 use recon_queue::publisher::properties;
 use recon_queue::{Broker, BrokerConfig, Topology, WebhookEnvelope};
 use recon_store::testing::TestDatabase;
@@ -50,6 +51,10 @@ impl Work for Stand {
         let id = envelope.webhook_id.clone();
         if id.starts_with("boom") {
             panic!("a bug in the job for {id}");
+        }
+        if id.starts_with("down") {
+            *self.processed.lock().unwrap().entry(id).or_default() += 1;
+            return Fate::Unavailable("helcim 503".into());
         }
         if id.starts_with("slow") {
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -134,6 +139,12 @@ impl Rig {
     /// Publishes as `reconctl dlq replay` does after `replays` replays (0: as queued by
     /// the receiver).
     async fn publish_replayed(&self, webhook_id: &str, replays: u32) {
+        self.publish_to("work", webhook_id, replays, Duration::ZERO)
+            .await;
+    }
+
+    /// Publishes to `routing_key` a webhook received `age` ago.
+    async fn publish_to(&self, routing_key: &str, webhook_id: &str, replays: u32, age: Duration) {
         let envelope = WebhookEnvelope {
             schema_version: 1,
             webhook_id: webhook_id.into(),
@@ -141,7 +152,7 @@ impl Rig {
             event_type: "cardTransaction".into(),
             object_id: Some("1".into()),
             helcim_timestamp: 1_700_000_000,
-            received_at_micros: chrono::Utc::now().timestamp_micros(),
+            received_at_micros: chrono::Utc::now().timestamp_micros() - age.as_micros() as i64,
             raw_body: b"{}".to_vec(),
             request_id: "req".into(),
             sealed_secrets: None,
@@ -153,7 +164,7 @@ impl Rig {
             properties = properties.with_headers(headers);
         }
         self.broker
-            .publish("work", &envelope.encode_to_bytes(), properties)
+            .publish(routing_key, &envelope.encode_to_bytes(), properties)
             .await
             .unwrap();
     }
@@ -403,4 +414,36 @@ async fn settled(rig: &Rig, deliveries: i32) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("gone-1 was not settled {deliveries} times within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_old_webhook_is_retried_through_an_outage_not_dead_lettered_at_once() {
+    let rig = Rig::new(Topology::new(prefix("old-replay"))).await;
+    // Received 100 h ago (past the 72 h give-up time), dead-lettered, replayed now.
+    rig.publish_to("dead", "down-1", 0, Duration::from_secs(100 * 3600))
+        .await;
+    assert_eq!(dead_letters::replay(&rig.broker, None).await.unwrap(), 1);
+    let stand = Stand::new(rig.db.pool.clone());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(run(
+        Arc::clone(&stand),
+        rig.consuming(rig.db.pool.clone(), 1, 3),
+        shutdown.clone(),
+    ));
+    until(Duration::from_secs(10), "the replay is processed", || {
+        stand.processed("down-1") == 1 && rig.health.unacked() == 0
+    })
+    .await;
+    let topology = rig.broker.topology();
+    let first_delay = topology.retry_queue(topology.retry_delay(0));
+    assert_eq!(
+        rig.depth(&first_delay).await,
+        1,
+        "Helcim is down: retried, with a fresh give-up window from the replay"
+    );
+    assert_eq!(rig.depth(&topology.dead_queue()).await, 0);
+    assert!(stand.dead.lock().unwrap().is_empty());
+    shutdown.cancel();
+    running.await.unwrap();
+    rig.finish().await;
 }
