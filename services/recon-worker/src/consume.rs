@@ -98,7 +98,13 @@ pub struct Consuming {
     pub prefetch: u16,
     pub policy: Policy,
     pub health: Arc<ConsumerHealth>,
+    /// On shutdown, how long a job may still run before it is abandoned and its
+    /// message requeued (a job waiting for Helcim's hourly budget could take an hour).
+    pub shutdown_grace: Duration,
 }
+
+/// [`Consuming::shutdown_grace`] in production: well inside Kubernetes' 60 s.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Runs until `shutdown`; reconnects by itself when the broker goes away.
 pub async fn run<W: Work>(work: Arc<W>, consuming: Consuming, shutdown: CancellationToken) {
@@ -206,10 +212,17 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
         }
     }
     let (result, reason) = loop {
-        let fate = match AssertUnwindSafe(work.process(&envelope))
-            .catch_unwind()
-            .await
-        {
+        let processed = tokio::select! {
+            processed = AssertUnwindSafe(work.process(&envelope)).catch_unwind() => processed,
+            () = grace_over(&shutdown, ctx.shutdown_grace) => {
+                // Dropped mid-way: an open database transaction rolls back; a commit
+                // that landed makes the redelivery a harmless duplicate.
+                let reason = "shutting down: the job did not finish within the grace period".to_string();
+                tracing::warn!(webhook_id = %envelope.webhook_id, "{reason}; its message goes back to the queue");
+                break (job.requeue().await.map(|_| "requeued"), reason);
+            }
+        };
+        let fate = match processed {
             Ok(fate) => fate,
             Err(panic) => {
                 let reason = panic_text(&panic);
@@ -303,6 +316,12 @@ async fn redeliveries_counted(
             }
         }
     }
+}
+
+/// Resolves `grace` after `shutdown` was cancelled.
+async fn grace_over(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
 }
 
 /// How long ago the webhook was received, or replayed from the dead-letter queue if

@@ -56,6 +56,10 @@ impl Work for Stand {
             *self.processed.lock().unwrap().entry(id).or_default() += 1;
             return Fate::Unavailable("helcim 503".into());
         }
+        if id.starts_with("hang") {
+            // Waits for a budget that will not come in time (Helcim's hourly limit).
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         if id.starts_with("slow") {
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
@@ -129,6 +133,7 @@ impl Rig {
                 give_up_after: Duration::from_secs(72 * 3600),
             },
             health: Arc::clone(&self.health),
+            shutdown_grace: Duration::from_secs(3),
         }
     }
 
@@ -445,5 +450,40 @@ async fn a_replayed_old_webhook_is_retried_through_an_outage_not_dead_lettered_a
     assert!(stand.dead.lock().unwrap().is_empty());
     shutdown.cancel();
     running.await.unwrap();
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_gives_a_hanging_job_its_grace_then_requeues_its_message() {
+    let rig = Rig::new(Topology::new(prefix("hang"))).await;
+    let stand = Stand::new(rig.db.pool.clone());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(run(
+        Arc::clone(&stand),
+        rig.consuming(rig.db.pool.clone(), 4, 3),
+        shutdown.clone(),
+    ));
+    rig.publish("hang-1").await;
+    let health = Arc::clone(&rig.health);
+    until(Duration::from_secs(10), "the job is in flight", || {
+        health.unacked() == 1
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the worker stops after the grace period")
+        .unwrap();
+    for _ in 0..50 {
+        if rig.depth(&rig.broker.topology().work_queue()).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        rig.depth(&rig.broker.topology().work_queue()).await,
+        1,
+        "the abandoned job's message is back on the work queue"
+    );
     rig.finish().await;
 }
