@@ -29,6 +29,9 @@ pub const LAST_ERROR_HEADER: &str = "x-recon-last-error";
 pub const DEAD_REASON_HEADER: &str = "x-recon-dead-reason";
 /// How many times an operator replayed it from the dead-letter queue.
 pub const REPLAYS_HEADER: &str = "x-recon-replays";
+/// When an operator last replayed it from the dead-letter queue (Unix microseconds):
+/// an outage is given up on by time counted from then, not from the webhook's receipt.
+pub const REPLAYED_AT_HEADER: &str = "x-recon-replayed-at";
 /// Set by quorum queues on a redelivery: how many times it was delivered before.
 pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
 
@@ -126,6 +129,8 @@ pub struct Job {
     pub delivery_count: Option<u32>,
     /// Replays from the dead-letter queue so far.
     pub replays: u32,
+    /// When the last replay put it back on the work queue (Unix microseconds).
+    pub replayed_at_micros: Option<i64>,
     /// When this worker received it.
     pub received: Instant,
     delivery: lapin::message::Delivery,
@@ -193,8 +198,10 @@ impl Job {
         let delivery_count = header_u32(&delivery.properties, DELIVERY_COUNT_HEADER);
         let redelivered = delivery.redelivered;
         let replays = header_u32(&delivery.properties, REPLAYS_HEADER).unwrap_or(0);
+        let replayed_at_micros = header_i64(&delivery.properties, REPLAYED_AT_HEADER);
         Job {
             replays,
+            replayed_at_micros,
             envelope,
             retries,
             message_retries,
@@ -320,6 +327,16 @@ pub fn header_u32(properties: &BasicProperties, name: &str) -> Option<u32> {
         AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
         AMQPValue::ShortUInt(n) => Some(u32::from(*n)),
         AMQPValue::ShortInt(n) => u32::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+/// Reads a signed 64-bit header (a time in microseconds).
+pub fn header_i64(properties: &BasicProperties, name: &str) -> Option<i64> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get(&ShortString::from(name))? {
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::Timestamp(n) => i64::try_from(*n).ok(),
         _ => None,
     }
 }

@@ -8,13 +8,13 @@
 //! have no delivery limit, so browsing any number of times can never make the broker
 //! drop a dead letter, as RabbitMQ 4's quorum queues would past their limit.
 
-use lapin::options::BasicGetOptions;
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
 use crate::broker::{Broker, PublishError};
 use crate::consumer::{
-    DEAD_REASON_HEADER, LAST_ERROR_HEADER, MESSAGE_RETRIES_HEADER, REPLAYS_HEADER, RETRIES_HEADER,
-    header_text, header_u32,
+    DEAD_REASON_HEADER, LAST_ERROR_HEADER, MESSAGE_RETRIES_HEADER, REPLAYED_AT_HEADER,
+    REPLAYS_HEADER, RETRIES_HEADER, header_text, header_u32,
 };
 use crate::envelope::WebhookEnvelope;
 use crate::topology::WORK;
@@ -73,12 +73,30 @@ pub async fn list(broker: &Broker, offset: usize, limit: usize) -> Result<Page, 
 /// Moves dead letters back onto the work queue (those of `webhook_id`, or all);
 /// returns how many. Each is confirmed on the work queue before it leaves this one;
 /// the others go back to their places when the channel closes.
+///
+/// Only the messages in the queue when the replay starts are looked at: one that fails
+/// again at once comes back to the end of the dead queue while the replay runs, and
+/// taking it again would replay it over and over, never ending.
 pub async fn replay(broker: &Broker, webhook_id: Option<&str>) -> Result<usize, PublishError> {
     let channel = open(broker).await?;
+    let waiting = channel
+        .queue_declare(
+            broker.topology().dead_queue().as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(unavailable)?
+        .message_count() as usize;
     let mut replayed = 0;
     let mut position = 0;
     let result = async {
-        while let Some(message) = get(broker, &channel).await? {
+        while position < waiting
+            && let Some(message) = get(broker, &channel).await?
+        {
             let letter = describe(&message, position);
             position += 1;
             if webhook_id.is_some_and(|id| id != letter.webhook_id) {
@@ -105,6 +123,12 @@ pub async fn replay(broker: &Broker, webhook_id: Option<&str>) -> Result<usize, 
                 REPLAYS_HEADER.into(),
                 AMQPValue::LongUInt(letter.replays + 1),
             );
+            // An outage is given up on by time: counted from now, or an old webhook
+            // would be dead-lettered again by its first 429 or 503.
+            headers.insert(
+                REPLAYED_AT_HEADER.into(),
+                AMQPValue::LongLongInt(now_micros()),
+            );
             let properties = message.properties.clone().with_headers(headers);
             broker.publish(WORK, &message.data, properties).await?;
             if !message.ack(Default::default()).await.map_err(unavailable)? {
@@ -121,6 +145,12 @@ pub async fn replay(broker: &Broker, webhook_id: Option<&str>) -> Result<usize, 
     .await;
     let _ = channel.close(200, "replayed".into()).await;
     result.map(|()| replayed)
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
 }
 
 async fn open(broker: &Broker) -> Result<lapin::Channel, PublishError> {

@@ -243,3 +243,43 @@ async fn queues_left_by_an_older_version_are_refused_with_a_precondition_error()
     let _ = topology.delete(&connection).await;
     broker.close().await;
 }
+
+#[tokio::test]
+async fn a_replay_ends_even_when_every_replayed_message_is_dead_lettered_again_at_once() {
+    let broker = broker(Topology::new(prefix("replay-loop")));
+    broker.connect().await.unwrap();
+    for i in 0..3 {
+        publish(&broker, "dead", &format!("again-{i}")).await;
+    }
+    // A worker that dead-letters everything at once (Helcim refuses the account).
+    let connection = broker.connection().await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            broker.topology().work_queue().as_str().into(),
+            "dead-lettering-worker".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let worker = {
+        let broker = std::sync::Arc::clone(&broker);
+        tokio::spawn(async move {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                broker
+                    .publish("dead", &delivery.data, delivery.properties.clone())
+                    .await
+                    .unwrap();
+                delivery.ack(Default::default()).await.unwrap();
+            }
+        })
+    };
+    let replayed =
+        tokio::time::timeout(Duration::from_secs(20), dead_letters::replay(&broker, None))
+            .await
+            .expect("the replay ends");
+    assert_eq!(replayed.unwrap(), 3, "each dead letter replayed once");
+    worker.abort();
+    delete(&broker).await;
+}

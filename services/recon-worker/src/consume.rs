@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::inflight::{ConsumerHealth, database_answers};
+use crate::ledger::{Ledger, dead_outcome};
 use crate::policy::{Policy, Step};
 use crate::process::{Fate, Processor};
 use crate::redeliveries;
@@ -30,12 +31,24 @@ use crate::redeliveries;
 pub trait Work: Send + Sync + 'static {
     /// What the envelope leads to.
     fn process(&self, envelope: &WebhookEnvelope) -> impl Future<Output = Fate> + Send;
-    /// Notes in the ledger that the message went to the dead-letter queue.
+    /// Notes in the ledger that the message, replayed `replays` times, is confirmed in
+    /// the dead-letter queue.
     fn dead_lettered(
         &self,
         envelope: &WebhookEnvelope,
         reason: &str,
+        replays: u32,
     ) -> impl Future<Output = ()> + Send;
+    /// Whether a copy of this webhook replayed at least `replays` times is already
+    /// confirmed in the dead-letter queue (as [`Work::dead_lettered`] noted). A duplicate
+    /// (Helcim retried a webhook the receiver had queued; a publish confirmed after its
+    /// timeout) then needs no second dead letter. False when unsure: a second dead
+    /// letter is harmless, a lost one is not.
+    fn already_dead_lettered(
+        &self,
+        envelope: &WebhookEnvelope,
+        replays: u32,
+    ) -> impl Future<Output = bool> + Send;
 }
 
 impl Work for Processor {
@@ -43,10 +56,35 @@ impl Work for Processor {
         Processor::process(self, envelope)
     }
 
-    async fn dead_lettered(&self, envelope: &WebhookEnvelope, reason: &str) {
-        let outcome = format!("dead-lettered: {reason}");
-        if let Err(error) = self.ledger.complete_dead(envelope, &outcome).await {
-            tracing::warn!(%error, "could not note the dead letter in the ledger (the message is in the dead-letter queue)");
+    async fn dead_lettered(&self, envelope: &WebhookEnvelope, reason: &str, replays: u32) {
+        note_dead_letter(&self.ledger, envelope, reason, replays).await;
+    }
+
+    async fn already_dead_lettered(&self, envelope: &WebhookEnvelope, replays: u32) -> bool {
+        dead_letter_noted(&self.ledger, envelope, replays).await
+    }
+}
+
+/// [`Work::dead_lettered`] on the ledger.
+pub async fn note_dead_letter(
+    ledger: &Ledger,
+    envelope: &WebhookEnvelope,
+    reason: &str,
+    replays: u32,
+) {
+    let outcome = dead_outcome(reason, replays);
+    if let Err(error) = ledger.complete_dead(envelope, &outcome).await {
+        tracing::warn!(%error, "could not note the dead letter in the ledger (the message is in the dead-letter queue)");
+    }
+}
+
+/// [`Work::already_dead_lettered`] on the ledger.
+pub async fn dead_letter_noted(ledger: &Ledger, envelope: &WebhookEnvelope, replays: u32) -> bool {
+    match ledger.dead_lettered_after(envelope).await {
+        Ok(noted) => noted.is_some_and(|noted| noted >= replays),
+        Err(error) => {
+            tracing::warn!(%error, "cannot tell whether the webhook is dead-lettered already; dead-lettering this copy too");
+            false
         }
     }
 }
@@ -60,7 +98,13 @@ pub struct Consuming {
     pub prefetch: u16,
     pub policy: Policy,
     pub health: Arc<ConsumerHealth>,
+    /// On shutdown, how long a job may still run before it is abandoned and its
+    /// message requeued (a job waiting for Helcim's hourly budget could take an hour).
+    pub shutdown_grace: Duration,
 }
+
+/// [`Consuming::shutdown_grace`] in production: well inside Kubernetes' 60 s.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Runs until `shutdown`; reconnects by itself when the broker goes away.
 pub async fn run<W: Work>(work: Arc<W>, consuming: Consuming, shutdown: CancellationToken) {
@@ -147,6 +191,7 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
             return;
         }
     };
+    let replays = job.replays;
     let key = counted_redelivery(&job, &envelope);
     if let Some(key) = &key {
         let Some(deliveries) = redeliveries_counted(&ctx, key, &shutdown).await else {
@@ -159,7 +204,7 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
             );
             let result = job.dead_letter(&reason).await;
             if result.is_ok() {
-                work.dead_lettered(&envelope, &reason).await;
+                work.dead_lettered(&envelope, &reason, replays).await;
                 redeliveries::forget(&ctx.pool, key).await;
             }
             settle(result.map(|_| "dead"), &reason);
@@ -167,10 +212,17 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
         }
     }
     let (result, reason) = loop {
-        let fate = match AssertUnwindSafe(work.process(&envelope))
-            .catch_unwind()
-            .await
-        {
+        let processed = tokio::select! {
+            processed = AssertUnwindSafe(work.process(&envelope)).catch_unwind() => processed,
+            () = grace_over(&shutdown, ctx.shutdown_grace) => {
+                // Dropped mid-way: an open database transaction rolls back; a commit
+                // that landed makes the redelivery a harmless duplicate.
+                let reason = "shutting down: the job did not finish within the grace period".to_string();
+                tracing::warn!(webhook_id = %envelope.webhook_id, "{reason}; its message goes back to the queue");
+                break (job.requeue().await.map(|_| "requeued"), reason);
+            }
+        };
+        let fate = match processed {
             Ok(fate) => fate,
             Err(panic) => {
                 let reason = panic_text(&panic);
@@ -179,7 +231,7 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
                 break (job.requeue().await.map(|_| "panicked"), reason);
             }
         };
-        let since_received = since_received(&envelope);
+        let since_received = since_received(&envelope, job.replayed_at_micros);
         let step = match ctx.policy.step(&fate, job.message_retries, since_received) {
             Step::CheckDatabase(reason) if database_answers(&ctx.pool).await => {
                 // Postgres answers: the failure was this message's (counted).
@@ -201,10 +253,14 @@ async fn handle<W: Work>(work: Arc<W>, job: Job, ctx: Consuming, shutdown: Cance
                 job.retry_later(&reason, counted).await.map(|_| "retry"),
                 reason,
             ),
+            Step::Dead(reason) if work.already_dead_lettered(&envelope, replays).await => {
+                tracing::warn!(webhook_id = %envelope.webhook_id, reason, "a copy of this webhook is in the dead-letter queue already; this duplicate is acknowledged");
+                (job.ack().await.map(|_| "duplicate"), reason)
+            }
             Step::Dead(reason) => {
                 let result = job.dead_letter(&reason).await;
                 if result.is_ok() {
-                    work.dead_lettered(&envelope, &reason).await;
+                    work.dead_lettered(&envelope, &reason, replays).await;
                 }
                 (result.map(|_| "dead"), reason)
             }
@@ -262,9 +318,20 @@ async fn redeliveries_counted(
     }
 }
 
-fn since_received(envelope: &WebhookEnvelope) -> Duration {
+/// Resolves `grace` after `shutdown` was cancelled.
+async fn grace_over(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// How long ago the webhook was received, or replayed from the dead-letter queue if
+/// that was later: a replay gets a fresh give-up window for outages.
+fn since_received(envelope: &WebhookEnvelope, replayed_at_micros: Option<i64>) -> Duration {
     let now = chrono::Utc::now().timestamp_micros();
-    Duration::from_micros(now.saturating_sub(envelope.received_at_micros).max(0) as u64)
+    let from = envelope
+        .received_at_micros
+        .max(replayed_at_micros.unwrap_or(i64::MIN));
+    Duration::from_micros(now.saturating_sub(from).max(0) as u64)
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -30,6 +30,28 @@ pub enum BatchAnswer<'a> {
 pub const CARD_TRANSACTION: &str = "card_transaction";
 pub const CARD_BATCH: &str = "card_batch";
 
+const DEAD_LETTERED: &str = "dead-lettered";
+
+/// The outcome noted for a delivery dead-lettered after `replays` replays from the
+/// dead-letter queue (`dead-lettered: <reason>` for the first time).
+pub fn dead_outcome(reason: &str, replays: u32) -> String {
+    if replays == 0 {
+        format!("{DEAD_LETTERED}: {reason}")
+    } else {
+        format!("{DEAD_LETTERED} after replay {replays}: {reason}")
+    }
+}
+
+/// The replays a [`dead_outcome`] was noted after; `None` for any other outcome.
+pub fn dead_replays(outcome: &str) -> Option<u32> {
+    let rest = outcome.strip_prefix(DEAD_LETTERED)?;
+    if rest.starts_with(": ") {
+        return Some(0);
+    }
+    let (replays, _) = rest.strip_prefix(" after replay ")?.split_once(": ")?;
+    replays.parse().ok()
+}
+
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: PgPool,
@@ -174,8 +196,26 @@ impl Ledger {
         Ok(id)
     }
 
+    /// Which replay of the delivery is in the dead-letter queue, as noted by
+    /// [`Ledger::complete_dead`] once the broker confirmed it there; `None` when none
+    /// is noted (or the delivery was processed since).
+    pub async fn dead_lettered_after(
+        &self,
+        envelope: &WebhookEnvelope,
+    ) -> Result<Option<u32>, sqlx::Error> {
+        let outcome: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT outcome FROM webhook_deliveries
+             WHERE account_id = $1 AND webhook_id = $2 AND processed_at IS NULL",
+        )
+        .bind(&envelope.account_id)
+        .bind(&envelope.webhook_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(outcome.flatten().as_deref().and_then(dead_replays))
+    }
+
     /// Notes that the delivery went to the dead-letter queue (it stays unprocessed, so
-    /// a replay processes it).
+    /// a replay processes it). `outcome` comes from [`dead_outcome`].
     pub async fn complete_dead(
         &self,
         envelope: &WebhookEnvelope,
@@ -407,4 +447,26 @@ async fn upsert_transaction(
     .execute(&mut **db)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_outcome_tells_which_replay_was_dead_lettered() {
+        for replays in [0, 1, 7] {
+            let outcome = dead_outcome("gave up after 2 retries: x: y", replays);
+            assert_eq!(dead_replays(&outcome), Some(replays), "{outcome}");
+        }
+        assert_eq!(dead_outcome("why", 0), "dead-lettered: why");
+        for other in [
+            "reconciled",
+            "recorded",
+            "dead-lettered",
+            "dead-lettered after replay x: y",
+        ] {
+            assert_eq!(dead_replays(other), None, "{other}");
+        }
+    }
 }

@@ -101,6 +101,7 @@ impl Worker {
                 give_up_after: settings.retry_give_up,
             },
             health: Arc::clone(&consumer),
+            shutdown_grace: crate::consume::SHUTDOWN_GRACE,
         };
         let health = web::Data::new(Health {
             broker: Arc::clone(&broker),

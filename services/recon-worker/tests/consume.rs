@@ -6,13 +6,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lapin::types::{AMQPValue, FieldTable};
 use rand::Rng;
 use recon_common::tcp_proxy::Proxy;
+use recon_queue::consumer::REPLAYS_HEADER;
+use recon_queue::dead_letters;
 use recon_queue::publisher::properties;
 use recon_queue::{Broker, BrokerConfig, Topology, WebhookEnvelope};
 use recon_store::testing::TestDatabase;
-use recon_worker::consume::{Consuming, Work, run};
+use recon_worker::consume::{Consuming, Work, dead_letter_noted, note_dead_letter, run};
 use recon_worker::inflight::ConsumerHealth;
+use recon_worker::ledger::Ledger;
 use recon_worker::policy::Policy;
 use recon_worker::process::Fate;
 use sqlx::PgPool;
@@ -48,6 +52,14 @@ impl Work for Stand {
         if id.starts_with("boom") {
             panic!("a bug in the job for {id}");
         }
+        if id.starts_with("down") {
+            *self.processed.lock().unwrap().entry(id).or_default() += 1;
+            return Fate::Unavailable("helcim 503".into());
+        }
+        if id.starts_with("hang") {
+            // Waits for a budget that will not come in time (Helcim's hourly limit).
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         if id.starts_with("slow") {
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
@@ -58,8 +70,35 @@ impl Work for Stand {
         Fate::Done("reconciled")
     }
 
-    async fn dead_lettered(&self, envelope: &WebhookEnvelope, _reason: &str) {
+    async fn dead_lettered(&self, envelope: &WebhookEnvelope, _reason: &str, _replays: u32) {
         self.dead.lock().unwrap().push(envelope.webhook_id.clone());
+    }
+
+    async fn already_dead_lettered(&self, _envelope: &WebhookEnvelope, _replays: u32) -> bool {
+        false
+    }
+}
+
+/// Work on the real ledger for a transaction Helcim will never show: the delivery is
+/// recorded, then the job gives up.
+struct NeverAtHelcim {
+    ledger: Ledger,
+}
+
+impl Work for NeverAtHelcim {
+    async fn process(&self, envelope: &WebhookEnvelope) -> Fate {
+        if let Err(error) = self.ledger.record_delivery(envelope, Some(1)).await {
+            return Fate::Database(format!("database: {error}"));
+        }
+        Fate::Dead("the transaction is not at Helcim".into())
+    }
+
+    async fn dead_lettered(&self, envelope: &WebhookEnvelope, reason: &str, replays: u32) {
+        note_dead_letter(&self.ledger, envelope, reason, replays).await;
+    }
+
+    async fn already_dead_lettered(&self, envelope: &WebhookEnvelope, replays: u32) -> bool {
+        dead_letter_noted(&self.ledger, envelope, replays).await
     }
 }
 
@@ -94,10 +133,23 @@ impl Rig {
                 give_up_after: Duration::from_secs(72 * 3600),
             },
             health: Arc::clone(&self.health),
+            shutdown_grace: Duration::from_secs(3),
         }
     }
 
     async fn publish(&self, webhook_id: &str) {
+        self.publish_replayed(webhook_id, 0).await;
+    }
+
+    /// Publishes as `reconctl dlq replay` does after `replays` replays (0: as queued by
+    /// the receiver).
+    async fn publish_replayed(&self, webhook_id: &str, replays: u32) {
+        self.publish_to("work", webhook_id, replays, Duration::ZERO)
+            .await;
+    }
+
+    /// Publishes to `routing_key` a webhook received `age` ago.
+    async fn publish_to(&self, routing_key: &str, webhook_id: &str, replays: u32, age: Duration) {
         let envelope = WebhookEnvelope {
             schema_version: 1,
             webhook_id: webhook_id.into(),
@@ -105,13 +157,19 @@ impl Rig {
             event_type: "cardTransaction".into(),
             object_id: Some("1".into()),
             helcim_timestamp: 1_700_000_000,
-            received_at_micros: chrono::Utc::now().timestamp_micros(),
+            received_at_micros: chrono::Utc::now().timestamp_micros() - age.as_micros() as i64,
             raw_body: b"{}".to_vec(),
             request_id: "req".into(),
             sealed_secrets: None,
         };
+        let mut properties = properties(&envelope);
+        if replays > 0 {
+            let mut headers = FieldTable::default();
+            headers.insert(REPLAYS_HEADER.into(), AMQPValue::LongUInt(replays));
+            properties = properties.with_headers(headers);
+        }
         self.broker
-            .publish("work", &envelope.encode_to_bytes(), properties(&envelope))
+            .publish(routing_key, &envelope.encode_to_bytes(), properties)
             .await
             .unwrap();
     }
@@ -296,5 +354,136 @@ async fn a_postgres_outage_longer_than_the_retry_ladder_dead_letters_nothing() {
     shutdown.cancel();
     running.await.unwrap();
     pool.close().await;
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_of_a_dead_lettered_webhook_is_not_dead_lettered_twice_but_a_replay_is() {
+    let rig = Rig::new(Topology::new(prefix("dup-dead"))).await;
+    let work = Arc::new(NeverAtHelcim {
+        ledger: Ledger::new(rig.db.pool.clone()),
+    });
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(run(
+        work,
+        rig.consuming(rig.db.pool.clone(), 1, 3),
+        shutdown.clone(),
+    ));
+    // Helcim retried a webhook the receiver had queued: two copies, one dead letter.
+    rig.publish("gone-1").await;
+    settled(&rig, 1).await;
+    rig.publish("gone-1").await;
+    settled(&rig, 2).await;
+    assert_eq!(rig.depth(&rig.broker.topology().work_queue()).await, 0);
+    assert_eq!(
+        rig.depth(&rig.broker.topology().dead_queue()).await,
+        1,
+        "one webhook, one dead letter"
+    );
+    // A replay that fails again is a new dead letter (the old one left the dead queue);
+    // a stale copy from before that replay is not.
+    rig.publish_replayed("gone-1", 1).await;
+    settled(&rig, 3).await;
+    rig.publish("gone-1").await;
+    settled(&rig, 4).await;
+    assert_eq!(rig.depth(&rig.broker.topology().dead_queue()).await, 2);
+    let outcome: String =
+        sqlx::query_scalar("SELECT outcome FROM webhook_deliveries WHERE webhook_id = 'gone-1'")
+            .fetch_one(&rig.db.pool)
+            .await
+            .unwrap();
+    assert!(
+        outcome.starts_with("dead-lettered after replay 1: "),
+        "{outcome}"
+    );
+    shutdown.cancel();
+    running.await.unwrap();
+    rig.finish().await;
+}
+
+/// Waits until the worker took `gone-1` `deliveries` times and settled it.
+async fn settled(rig: &Rig, deliveries: i32) {
+    for _ in 0..200 {
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "SELECT attempts FROM webhook_deliveries WHERE webhook_id = 'gone-1'",
+        )
+        .fetch_optional(&rig.db.pool)
+        .await
+        .unwrap();
+        if attempts == Some(deliveries)
+            && rig.health.unacked() == 0
+            && rig.depth(&rig.broker.topology().work_queue()).await == 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gone-1 was not settled {deliveries} times within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_old_webhook_is_retried_through_an_outage_not_dead_lettered_at_once() {
+    let rig = Rig::new(Topology::new(prefix("old-replay"))).await;
+    // Received 100 h ago (past the 72 h give-up time), dead-lettered, replayed now.
+    rig.publish_to("dead", "down-1", 0, Duration::from_secs(100 * 3600))
+        .await;
+    assert_eq!(dead_letters::replay(&rig.broker, None).await.unwrap(), 1);
+    let stand = Stand::new(rig.db.pool.clone());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(run(
+        Arc::clone(&stand),
+        rig.consuming(rig.db.pool.clone(), 1, 3),
+        shutdown.clone(),
+    ));
+    until(Duration::from_secs(10), "the replay is processed", || {
+        stand.processed("down-1") == 1 && rig.health.unacked() == 0
+    })
+    .await;
+    let topology = rig.broker.topology();
+    let first_delay = topology.retry_queue(topology.retry_delay(0));
+    assert_eq!(
+        rig.depth(&first_delay).await,
+        1,
+        "Helcim is down: retried, with a fresh give-up window from the replay"
+    );
+    assert_eq!(rig.depth(&topology.dead_queue()).await, 0);
+    assert!(stand.dead.lock().unwrap().is_empty());
+    shutdown.cancel();
+    running.await.unwrap();
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_gives_a_hanging_job_its_grace_then_requeues_its_message() {
+    let rig = Rig::new(Topology::new(prefix("hang"))).await;
+    let stand = Stand::new(rig.db.pool.clone());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(run(
+        Arc::clone(&stand),
+        rig.consuming(rig.db.pool.clone(), 4, 3),
+        shutdown.clone(),
+    ));
+    rig.publish("hang-1").await;
+    let health = Arc::clone(&rig.health);
+    until(Duration::from_secs(10), "the job is in flight", || {
+        health.unacked() == 1
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the worker stops after the grace period")
+        .unwrap();
+    for _ in 0..50 {
+        if rig.depth(&rig.broker.topology().work_queue()).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        rig.depth(&rig.broker.topology().work_queue()).await,
+        1,
+        "the abandoned job's message is back on the work queue"
+    );
     rig.finish().await;
 }
