@@ -29,8 +29,9 @@ impl ConnectedIntake {
             return Ok(());
         };
         if envelope.event_type != "connectedAccount" {
-            // Nothing to attach an API token to; the body (redacted) is still stored.
-            tracing::warn!(account = %envelope.account_id, webhook_id = %envelope.webhook_id, event_type = %envelope.event_type, "a sealed secret in an event that is not connectedAccount was not kept");
+            // Nothing to attach an API token to; the delivery row keeps the redacted body
+            // and the sealed secret beside it (webhook_deliveries.sealed_secrets).
+            tracing::warn!(account = %envelope.account_id, webhook_id = %envelope.webhook_id, event_type = %envelope.event_type, "a sealed secret in an event that is not connectedAccount: kept sealed with the delivery, not stored as a connected account");
             return Ok(());
         }
         let keys = self.keys.as_ref().ok_or_else(|| {

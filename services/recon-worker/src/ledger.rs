@@ -81,8 +81,8 @@ impl Ledger {
         let processed: Option<DateTime<Utc>> = sqlx::query_scalar(
             "WITH delivery AS (
                  INSERT INTO webhook_deliveries
-                     (account_id, webhook_id, event_type, object_id, helcim_timestamp, received_at, raw_body, request_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     (account_id, webhook_id, event_type, object_id, helcim_timestamp, received_at, raw_body, request_id, sealed_secrets)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10)
                  ON CONFLICT (account_id, webhook_id) DO UPDATE SET attempts = webhook_deliveries.attempts + 1
                  RETURNING processed_at
              ), pending AS (
@@ -101,6 +101,7 @@ impl Ledger {
         .bind(&envelope.raw_body)
         .bind(&envelope.request_id)
         .bind(announced.map(|id| id as i64))
+        .bind(&envelope.sealed_secrets)
         .fetch_one(&self.pool)
         .await?;
         Ok(processed.is_some())

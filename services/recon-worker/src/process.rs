@@ -114,12 +114,7 @@ impl Processor {
     ) -> Result<(), Fate> {
         let account = envelope.account_id.as_str();
         let database = |e: sqlx::Error| Fate::Database(format!("database: {e}"));
-        let client = self.clients.get(account).await.map_err(|e| match e {
-            // The operator may be adding the token right now: retry, then dead-letter.
-            NoClient::NoToken(_) => Fate::Retry(e.to_string()),
-            NoClient::Store(_) => Fate::Database(e.to_string()),
-            NoClient::Unusable { .. } => Fate::Dead(e.to_string()),
-        })?;
+        let client = self.clients.get(account).await.map_err(no_client_fate)?;
         metrics::counter!("worker_helcim_calls_total", "call" => "card_transaction").increment(1);
         let tx = match client.card_transaction(id).await {
             Ok(tx) => tx,
@@ -295,6 +290,19 @@ impl Known {
     }
 }
 
+/// Why no client means "not now". A token that does not decrypt here is our
+/// configuration (a key missing during a rotation), not the message's fault: it waits
+/// like an outage, so fixing the keys lets every waiting message through without a
+/// replay.
+fn no_client_fate(error: NoClient) -> Fate {
+    match error {
+        // The operator may be adding the token right now: retry, then dead-letter.
+        NoClient::NoToken(_) => Fate::Retry(error.to_string()),
+        NoClient::Store(_) => Fate::Database(error.to_string()),
+        NoClient::Unusable { .. } => Fate::Unavailable(error.to_string()),
+    }
+}
+
 /// Transient Helcim failures (and a transaction not visible yet) are retried;
 /// the rest need a person.
 fn helcim_fate(error: HelcimError, what: &str) -> Fate {
@@ -310,6 +318,23 @@ fn helcim_fate(error: HelcimError, what: &str) -> Fate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_that_does_not_decrypt_waits_like_an_outage_instead_of_dead_lettering() {
+        let unusable = NoClient::Unusable {
+            account: "m1".into(),
+            reason: "encrypted under a key that is not configured".into(),
+        };
+        assert!(matches!(no_client_fate(unusable), Fate::Unavailable(r) if r.contains("m1")));
+        assert!(matches!(
+            no_client_fate(NoClient::NoToken("m1".into())),
+            Fate::Retry(_)
+        ));
+        assert!(matches!(
+            no_client_fate(NoClient::Store("down".into())),
+            Fate::Database(_)
+        ));
+    }
 
     #[test]
     fn failures_sort_into_retry_and_dead() {
