@@ -20,6 +20,7 @@ use recon_worker::ledger::Ledger;
 use recon_worker::policy::Policy;
 use recon_worker::process::Fate;
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -195,6 +196,13 @@ fn prefix(name: &str) -> String {
     )
 }
 
+/// Runs the consumer loop for `stand` in the background until the token is cancelled.
+fn start(stand: &Arc<Stand>, consuming: Consuming) -> (CancellationToken, JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(run(Arc::clone(stand), consuming, shutdown.clone()));
+    (shutdown, running)
+}
+
 async fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
     while !done() {
@@ -210,12 +218,7 @@ async fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
 async fn a_panicking_job_does_not_leak_its_slot_and_the_delivery_limit_stops_it() {
     let rig = Rig::new(Topology::new(prefix("panic"))).await;
     let stand = Stand::new(rig.db.pool.clone());
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(run(
-        Arc::clone(&stand),
-        rig.consuming(rig.db.pool.clone(), 1, 3),
-        shutdown.clone(),
-    ));
+    let (shutdown, running) = start(&stand, rig.consuming(rig.db.pool.clone(), 1, 3));
     rig.publish("boom-1").await;
     rig.publish("fine-1").await;
     until(
@@ -242,12 +245,7 @@ async fn a_panicking_job_does_not_leak_its_slot_and_the_delivery_limit_stops_it(
 async fn on_classic_queues_the_worker_dead_letters_a_crash_loop_itself() {
     let rig = Rig::new(Topology::new(prefix("classic")).classic()).await;
     let stand = Stand::new(rig.db.pool.clone());
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(run(
-        Arc::clone(&stand),
-        rig.consuming(rig.db.pool.clone(), 1, 3),
-        shutdown.clone(),
-    ));
+    let (shutdown, running) = start(&stand, rig.consuming(rig.db.pool.clone(), 1, 3));
     rig.publish("boom-classic").await;
     rig.publish("fine-classic").await;
     until(
@@ -295,12 +293,7 @@ async fn on_classic_queues_the_worker_dead_letters_a_crash_loop_itself() {
 async fn a_shutdown_during_in_flight_work_acks_it_and_nothing_is_redelivered() {
     let rig = Rig::new(Topology::new(prefix("sigterm"))).await;
     let stand = Stand::new(rig.db.pool.clone());
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(run(
-        Arc::clone(&stand),
-        rig.consuming(rig.db.pool.clone(), 4, 3),
-        shutdown.clone(),
-    ));
+    let (shutdown, running) = start(&stand, rig.consuming(rig.db.pool.clone(), 4, 3));
     rig.publish("slow-1").await;
     let health = Arc::clone(&rig.health);
     until(Duration::from_secs(10), "the job is in flight", || {
@@ -331,13 +324,8 @@ async fn a_postgres_outage_longer_than_the_retry_ladder_dead_letters_nothing() {
         .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", postgres.port));
     let pool = recon_store::database::connect(&proxied).await.unwrap();
     let stand = Stand::new(pool.clone());
-    let shutdown = CancellationToken::new();
     // One retry allowed: the ladder is spent in 0.3 s, the outage lasts 4 s.
-    let running = tokio::spawn(run(
-        Arc::clone(&stand),
-        rig.consuming(pool.clone(), 8, 1),
-        shutdown.clone(),
-    ));
+    let (shutdown, running) = start(&stand, rig.consuming(pool.clone(), 8, 1));
     postgres.cut();
     for i in 0..20 {
         rig.publish(&format!("during-{i}")).await;
@@ -441,12 +429,7 @@ async fn a_replayed_old_webhook_is_retried_through_an_outage_not_dead_lettered_a
         .await;
     assert_eq!(dead_letters::replay(&rig.broker, None).await.unwrap(), 1);
     let stand = Stand::new(rig.db.pool.clone());
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(run(
-        Arc::clone(&stand),
-        rig.consuming(rig.db.pool.clone(), 1, 3),
-        shutdown.clone(),
-    ));
+    let (shutdown, running) = start(&stand, rig.consuming(rig.db.pool.clone(), 1, 3));
     until(Duration::from_secs(10), "the replay is processed", || {
         stand.processed("down-1") == 1 && rig.health.unacked() == 0
     })
@@ -469,12 +452,7 @@ async fn a_replayed_old_webhook_is_retried_through_an_outage_not_dead_lettered_a
 async fn a_shutdown_gives_a_hanging_job_its_grace_then_requeues_its_message() {
     let rig = Rig::new(Topology::new(prefix("hang"))).await;
     let stand = Stand::new(rig.db.pool.clone());
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(run(
-        Arc::clone(&stand),
-        rig.consuming(rig.db.pool.clone(), 4, 3),
-        shutdown.clone(),
-    ));
+    let (shutdown, running) = start(&stand, rig.consuming(rig.db.pool.clone(), 4, 3));
     rig.publish("hang-1").await;
     let health = Arc::clone(&rig.health);
     until(Duration::from_secs(10), "the job is in flight", || {

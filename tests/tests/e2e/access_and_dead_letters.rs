@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::stack::{Stack, StackOptions};
-
-const RECONCILED: &str =
-    "SELECT count(*) FROM card_transactions WHERE reconciliation_status <> 'pending'";
+use crate::stack::{RECONCILED, Stack, StackOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_is_replayed_into_the_ledger_and_the_api_respects_key_scopes() {

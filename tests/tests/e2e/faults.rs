@@ -8,10 +8,7 @@ use recon_common::tcp_proxy::Proxy;
 use serde_json::json;
 
 use crate::ledger::assert_ledger_equals_truth;
-use crate::stack::{Stack, StackOptions};
-
-const RECONCILED: &str =
-    "SELECT count(*) FROM card_transactions WHERE reconciliation_status <> 'pending'";
+use crate::stack::{RECONCILED, Stack, StackOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_killed_worker_api_errors_and_a_database_outage_the_ledger_equals_the_truth() {

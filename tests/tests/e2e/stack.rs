@@ -11,6 +11,10 @@ use serde_json::Value;
 
 use crate::binaries::{Running, free_port, register_sim_accounts, run_ok, wait_until_healthy};
 
+/// Counts the transactions the worker has stored (no longer `pending`).
+pub const RECONCILED: &str =
+    "SELECT count(*) FROM card_transactions WHERE reconciliation_status <> 'pending'";
+
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub struct Stack {

@@ -7,10 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::stack::{Stack, StackOptions};
-
-const RECONCILED: &str =
-    "SELECT count(*) FROM card_transactions WHERE reconciliation_status <> 'pending'";
+use crate::stack::{RECONCILED, Stack, StackOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_answers_from_helcim_are_kept_and_only_their_own_transaction_waits_for_a_fix() {
