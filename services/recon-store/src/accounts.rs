@@ -89,6 +89,7 @@ impl AccountStore {
                 .transpose()
         };
         let api_token = encrypt(Purpose::ApiToken, &account.api_token, "api-token")?;
+        let api_token_lookup = self.lookup_of(account.api_token.as_ref());
         let partner_token = encrypt(
             Purpose::PartnerToken,
             &account.partner_token,
@@ -96,13 +97,15 @@ impl AccountStore {
         )?;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO accounts (account_id, display_name, api_token_encrypted, partner_token_encrypted)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO NOTHING",
+            "INSERT INTO accounts (account_id, display_name, api_token_encrypted, partner_token_encrypted,
+                                   api_token_lookup)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id) DO NOTHING",
         )
         .bind(id)
         .bind(&account.display_name)
         .bind(api_token)
         .bind(partner_token)
+        .bind(api_token_lookup)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -242,6 +245,7 @@ impl AccountStore {
         api_token: &SecretString,
         partner_token: Option<&SecretString>,
     ) -> Result<(), StoreError> {
+        let api_token_plain = api_token;
         if !valid_id(account_id) {
             return Err(StoreError::BadAccountId(account_id.to_string()));
         }
@@ -250,6 +254,7 @@ impl AccountStore {
             api_token,
             &context(account_id, "api-token"),
         )?;
+        let api_token_lookup = self.lookup_of(Some(api_token_plain));
         let partner_token = partner_token
             .map(|t| {
                 self.cipher.encrypt(
@@ -260,19 +265,69 @@ impl AccountStore {
             })
             .transpose()?;
         sqlx::query(
-            "INSERT INTO accounts (account_id, api_token_encrypted, partner_token_encrypted)
-             VALUES ($1, $2, $3)
+            "INSERT INTO accounts (account_id, api_token_encrypted, partner_token_encrypted, api_token_lookup)
+             VALUES ($1, $2, $3, $4)
              ON CONFLICT (account_id) DO UPDATE SET
                  api_token_encrypted = EXCLUDED.api_token_encrypted,
+                 api_token_lookup = EXCLUDED.api_token_lookup,
                  partner_token_encrypted = coalesce(EXCLUDED.partner_token_encrypted, accounts.partner_token_encrypted),
                  updated_at = now()",
         )
         .bind(account_id)
         .bind(api_token)
         .bind(partner_token)
+        .bind(api_token_lookup)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The token's keyed fingerprint, when this process holds the lookup key (a
+    /// process without it leaves the column for one that has it: see
+    /// [`AccountStore::fingerprint_api_tokens`]).
+    fn lookup_of(&self, api_token: Option<&SecretString>) -> Option<String> {
+        let key = self.cipher.lookup_key().ok()?;
+        api_token.map(|t| key.fingerprint_secret(t))
+    }
+
+    /// Sets `api_token_lookup` on every account whose API token has none, or one made
+    /// under an older lookup key; returns how many. Needs the API-token key and the
+    /// lookup key (the worker runs it at start, `reconctl keys reencrypt` too).
+    pub async fn fingerprint_api_tokens(&self) -> Result<usize, StoreError> {
+        let key = self.cipher.lookup_key()?;
+        let rows = sqlx::query(
+            "SELECT account_id, api_token_encrypted, api_token_lookup FROM accounts
+             WHERE api_token_encrypted IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut count = 0;
+        for row in rows {
+            let account_id: String = row.try_get("account_id")?;
+            let blob: Vec<u8> = row.try_get("api_token_encrypted")?;
+            let current: Option<String> = row.try_get("api_token_lookup")?;
+            let token = self.cipher.decrypt(
+                Purpose::ApiToken,
+                &blob,
+                &context(&account_id, "api-token"),
+            )?;
+            let fresh = key.fingerprint_secret(&token);
+            if current.as_deref() == Some(fresh.as_str()) {
+                continue;
+            }
+            // Only if the token is still the one just read: a concurrent change wins.
+            let updated = sqlx::query(
+                "UPDATE accounts SET api_token_lookup = $1
+                 WHERE account_id = $2 AND api_token_encrypted = $3",
+            )
+            .bind(&fresh)
+            .bind(&account_id)
+            .bind(&blob)
+            .execute(&self.pool)
+            .await?;
+            count += updated.rows_affected() as usize;
+        }
+        Ok(count)
     }
 
     /// Re-encrypts every secret not under its purpose's current key (made under an

@@ -16,6 +16,7 @@ use sha2::Sha256;
 use crate::crypto::{
     CryptoError, Header, KEY_ID_LEN, Sealer, decode_key, header, hex, key_id, open_v1, open_v2,
 };
+use crate::lookup::{LOOKUP_KEY_ENV, LOOKUP_KEY_PREVIOUS_ENV, LOOKUP_LABEL, LookupKey};
 
 /// What a data key protects. Each has its own key, variable and ciphertext tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,6 +131,16 @@ impl MasterKey {
         SecretString::from(STANDARD.encode(self.expand(purpose.label())))
     }
 
+    /// The key that fingerprints API tokens ([`crate::lookup`]).
+    pub fn derive_lookup(&self) -> LookupKey {
+        LookupKey::from_bytes(self.expand(LOOKUP_LABEL))
+    }
+
+    /// The lookup key as base64, for the deployment's secret store (`RECON_LOOKUP_KEY`).
+    pub fn derive_lookup_base64(&self) -> SecretString {
+        SecretString::from(STANDARD.encode(self.expand(LOOKUP_LABEL)))
+    }
+
     /// The master key's own cipher: version-1 ciphertexts only.
     pub(crate) fn sealer(&self) -> Sealer {
         Sealer::new(self.id, &self.bytes)
@@ -179,11 +190,13 @@ struct Ring {
 
 /// The keys this process holds: per purpose, the current data key (encrypts) and the
 /// previous ones (decrypt during a rotation); and the master keys, only to read
-/// version-1 ciphertexts. A purpose it was not given cannot be decrypted here.
+/// version-1 ciphertexts; and the lookup keys that fingerprint API tokens (current
+/// first), which decrypt nothing. A purpose it was not given cannot be decrypted here.
 #[derive(Debug, Clone)]
 pub struct SecretCipher {
     rings: HashMap<Purpose, Ring>,
     masters: Vec<MasterKey>,
+    lookup: Vec<LookupKey>,
 }
 
 impl SecretCipher {
@@ -199,9 +212,11 @@ impl SecretCipher {
                 (purpose, ring)
             })
             .collect();
+        let masters: Vec<MasterKey> = std::iter::once(current).chain(previous).collect();
         SecretCipher {
             rings,
-            masters: std::iter::once(current).chain(previous).collect(),
+            lookup: masters.iter().map(MasterKey::derive_lookup).collect(),
+            masters,
         }
     }
 
@@ -225,7 +240,14 @@ impl SecretCipher {
         SecretCipher {
             rings,
             masters: vec![],
+            lookup: vec![],
         }
+    }
+
+    /// The same keys with `current` (then `previous`) as the lookup keys.
+    pub fn with_lookup_keys(mut self, current: LookupKey, previous: Vec<LookupKey>) -> Self {
+        self.lookup = std::iter::once(current).chain(previous).collect();
+        self
     }
 
     /// From the environment: `RECON_MASTER_KEY` (and `RECON_MASTER_KEY_PREVIOUS`,
@@ -250,8 +272,14 @@ impl SecretCipher {
             None => SecretCipher {
                 rings: HashMap::new(),
                 masters: vec![],
+                lookup: vec![],
             },
         };
+        let lookup = env_keys(env, LOOKUP_KEY_ENV, LookupKey::from_base64)?;
+        if let Some(current) = lookup.into_iter().next() {
+            let previous = env_keys(env, LOOKUP_KEY_PREVIOUS_ENV, LookupKey::from_base64)?;
+            cipher = cipher.with_lookup_keys(current, previous);
+        }
         for purpose in Purpose::ALL {
             let Some(current) = env_keys(env, purpose.env(), |t| DataKey::from_base64(purpose, t))?
                 .into_iter()
@@ -264,7 +292,7 @@ impl SecretCipher {
             })?;
             cipher.rings.insert(purpose, Ring { current, previous });
         }
-        if cipher.rings.is_empty() {
+        if cipher.rings.is_empty() && cipher.lookup.is_empty() {
             anyhow::bail!(
                 "no key to read secrets at rest: set RECON_MASTER_KEY (make one with `reconctl keys \
                  generate`), or the purpose keys this service needs (from `reconctl keys derive`)"
@@ -275,13 +303,27 @@ impl SecretCipher {
 
     /// The same keys minus every purpose not listed and minus the master keys unless
     /// `keep_masters` (needed only to read version-1 ciphertexts before the upgrade's
-    /// re-encryption). What an internet-facing service keeps.
+    /// re-encryption). What an internet-facing service keeps. Lookup keys stay: they
+    /// decrypt nothing.
     pub fn restricted_to(mut self, purposes: &[Purpose], keep_masters: bool) -> Self {
         self.rings.retain(|p, _| purposes.contains(p));
         if !keep_masters {
             self.masters.clear();
         }
         self
+    }
+
+    /// The current lookup key: fingerprints API tokens for storing.
+    pub fn lookup_key(&self) -> Result<&LookupKey, CryptoError> {
+        self.lookup
+            .first()
+            .ok_or(CryptoError::NoKey("API-token lookup", LOOKUP_KEY_ENV))
+    }
+
+    /// Every lookup key held, current first: a token's fingerprint under each is what
+    /// finds its row while the lookup key rotates.
+    pub fn lookup_keys(&self) -> &[LookupKey] {
+        &self.lookup
     }
 
     /// Whether this process can encrypt and decrypt `purpose`.

@@ -7,8 +7,10 @@ pub mod api_keys;
 pub mod connected;
 pub mod crypto;
 pub mod database;
+pub mod evidence;
 pub mod intake;
 pub mod keys;
+pub mod lookup;
 pub mod testing;
 
 pub use accounts::{AccountStore, AccountSummary, StoreError};

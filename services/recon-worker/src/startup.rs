@@ -60,7 +60,7 @@ impl Worker {
         let pool = recon_store::database::connect(settings.database_url()).await?;
         let store = AccountStore::new(pool.clone(), Arc::clone(&cipher));
         let connected = ConnectedIntake {
-            store: ConnectedAccounts::new(pool.clone(), cipher),
+            store: ConnectedAccounts::new(pool.clone(), Arc::clone(&cipher)),
             keys: IntakeSecretKeys::from_env()?,
         };
         if let Some(token) = &settings.api_token {
@@ -68,6 +68,17 @@ impl Worker {
                 .upsert_tokens(&settings.account_id, token, settings.partner_token.as_ref())
                 .await
                 .context("Failed to store HELCIM_API_TOKEN for HELCIM_ACCOUNT_ID")?;
+        }
+        // The gateway finds accounts by their token's keyed fingerprint and cannot
+        // compute it for a stored token itself (it holds no API-token key).
+        if cipher.lookup_key().is_ok() {
+            match store.fingerprint_api_tokens().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "fingerprinted API tokens for the gateway"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not fingerprint API tokens for the gateway; `reconctl keys reencrypt` does it too")
+                }
+            }
         }
         let limits = match settings.helcim_limits {
             Limits::Helcim => AccountLimits::HELCIM,

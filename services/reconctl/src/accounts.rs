@@ -195,10 +195,17 @@ pub async fn run_keys(database_url: &str, command: KeysCommand) -> anyhow::Resul
                 "RECON_INTAKE_PRIVATE_KEY={}",
                 intake.to_base64().expose_secret()
             );
+            println!(
+                "RECON_LOOKUP_KEY={}",
+                master.derive_lookup_base64().expose_secret()
+            );
         }
         KeysCommand::Reencrypt => {
-            let count = store(database_url).await?.reencrypt_stale().await?;
+            let store = store(database_url).await?;
+            let count = store.reencrypt_stale().await?;
             println!("re-encrypted {count} secrets under the current purpose keys");
+            let count = store.fingerprint_api_tokens().await?;
+            println!("fingerprinted {count} API tokens under the current lookup key");
         }
     }
     Ok(())
