@@ -32,14 +32,17 @@ struct Completion {
 }
 
 /// An empty body is no choice; anything else must be the JSON above.
-fn completion(body: &[u8]) -> Result<Completion, HttpResponse> {
+fn completion(body: &[u8]) -> Result<Completion, Refusal> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Completion::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        HttpResponse::BadRequest().json(json!({
-            "error": format!("the body must be {{\"outcome\": \"approve\"|\"decline\"|\"cancel\"}} or empty: {e}")
-        }))
+        (
+            400,
+            format!(
+                "the body must be {{\"outcome\": \"approve\"|\"decline\"|\"cancel\"}} or empty: {e}"
+            ),
+        )
     })
 }
 
@@ -59,10 +62,7 @@ async fn complete_checkout(
     token: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    match completion(&body) {
-        Ok(c) => answer(outcomes::complete_checkout(&state, &token, c.outcome)),
-        Err(refused) => refused,
-    }
+    answer(completion(&body).and_then(|c| outcomes::complete_checkout(&state, &token, c.outcome)))
 }
 
 async fn complete_device(
@@ -70,10 +70,9 @@ async fn complete_device(
     code: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    match completion(&body) {
-        Ok(c) => answer(outcomes::complete_device(&state, &code, None, c.outcome)),
-        Err(refused) => refused,
-    }
+    answer(
+        completion(&body).and_then(|c| outcomes::complete_device(&state, &code, None, c.outcome)),
+    )
 }
 
 async fn sale(
