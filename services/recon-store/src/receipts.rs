@@ -72,7 +72,7 @@ pub enum Filed {
 const ROW_COLUMNS: &str = "dedupe_key, source, account_id, transaction_id, invoice_number, \
      amount_minor, currency, partner_token_sent, is_valid_partner_token, observed_at, receipt_id";
 
-/// Rows per INSERT: 12 bind parameters each, well under Postgres's 65,535.
+/// Rows per INSERT: 15 bind parameters each, well under Postgres's 65,535.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@
 //! 2. the body: 415 unless JSON, 413 past [`MAX_BODY_BYTES`] or [`MAX_RECEIPTS`], 400
 //!    when not JSON, 422 when not a non-empty `{"receipts": [...]}`;
 //! 3. the accounts: any named account outside the key's scope or not registered
-//!    answers 404 for the whole batch, exactly as an unknown account does, before any
-//!    item is judged (so the answer says nothing about other accounts' receipts);
+//!    answers 404 for the whole batch, out of scope exactly as unknown, whatever else
+//!    is wrong with it (so no answer says anything about another account's receipts);
 //! 4. the items: every invalid item, and every `receiptId` already on file with other
 //!    content, listed in one 422; nothing stored;
 //! 5. stored in one transaction: 200 with counts.
