@@ -155,11 +155,15 @@ async fn first_unknown_account(
     store: &ReceiptStore,
     accounts: &[String],
 ) -> Result<Option<String>, sqlx::Error> {
-    if let Some(outside) = accounts.iter().find(|a| !caller.scope.allows(a)) {
-        return Ok(Some(outside.clone()));
-    }
-    let known = store.known_accounts(accounts).await?;
-    Ok(accounts.iter().find(|a| !known.contains(a)).cloned())
+    let unknown = match accounts.iter().find(|a| !caller.scope.allows(a)) {
+        Some(outside) => Some(outside),
+        None => {
+            let known = store.known_accounts(accounts).await?;
+            accounts.iter().find(|a| !known.contains(a))
+        }
+    };
+    // Echoed to help find the item; an id is at most 64 characters, junk is cut there.
+    Ok(unknown.map(|id| id.chars().take(64).collect()))
 }
 
 /// 422 listing every invalid item and every conflicting receipt, by index.
