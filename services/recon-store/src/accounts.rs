@@ -42,7 +42,35 @@ pub struct AccountSummary {
     pub has_partner_token: bool,
     /// Fingerprints of the active verifier tokens.
     pub active_verifiers: Vec<String>,
+    /// The partner account whose `connectedAccount` webhook registered this one.
+    pub referred_by: Option<String>,
+    /// Helcim's `connectedAccountId`, for an account registered from a webhook.
+    pub connected_account_id: Option<String>,
+    /// Where the gateway's partner token for this account comes from.
+    pub partner_token: PartnerTokenSource,
     pub created_at: DateTime<Utc>,
+}
+
+/// Where an account's partner token comes from: its own, else its referrer's (what
+/// the gateway adds for a connected account without one), else none here (the gateway
+/// then falls back on `HELCIM_PARTNER_TOKEN`, if it has one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartnerTokenSource {
+    Own,
+    FromReferrer(String),
+    None,
+}
+
+impl PartnerTokenSource {
+    fn of(own: bool, referrer: Option<&str>, referrer_has_one: bool) -> Self {
+        match (own, referrer) {
+            (true, _) => PartnerTokenSource::Own,
+            (false, Some(referrer)) if referrer_has_one => {
+                PartnerTokenSource::FromReferrer(referrer.to_string())
+            }
+            _ => PartnerTokenSource::None,
+        }
+    }
 }
 
 /// The tokens to set on a new account (any may be left out).
@@ -61,11 +89,11 @@ pub struct AccountStore {
     cipher: Arc<SecretCipher>,
 }
 
-fn context(account_id: &str, purpose: &str) -> String {
+pub(crate) fn context(account_id: &str, purpose: &str) -> String {
     format!("accounts/{account_id}/{purpose}")
 }
 
-fn valid_id(account_id: &str) -> bool {
+pub(crate) fn valid_id(account_id: &str) -> bool {
     (1..=64).contains(&account_id.len())
         && account_id
             .chars()
@@ -166,22 +194,34 @@ impl AccountStore {
         let rows = sqlx::query(
             "SELECT a.account_id, a.display_name, a.api_token_encrypted IS NOT NULL AS has_api,
                     a.partner_token_encrypted IS NOT NULL AS has_partner, a.created_at,
+                    a.referred_by, a.connected_account_id,
+                    coalesce(r.partner_token_encrypted IS NOT NULL, false) AS referrer_has_partner,
                     coalesce(array_agg(v.fingerprint ORDER BY v.created_at)
                              FILTER (WHERE v.id IS NOT NULL), '{}') AS verifiers
              FROM accounts a
+             LEFT JOIN accounts r ON r.account_id = a.referred_by
              LEFT JOIN account_verifier_tokens v ON v.account_id = a.account_id AND v.retired_at IS NULL
-             GROUP BY a.account_id ORDER BY a.account_id",
+             GROUP BY a.account_id, r.account_id ORDER BY a.account_id",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|row| {
+                let has_partner_token: bool = row.try_get("has_partner")?;
+                let referred_by: Option<String> = row.try_get("referred_by")?;
                 Ok(AccountSummary {
                     account_id: row.try_get("account_id")?,
                     display_name: row.try_get("display_name")?,
                     has_api_token: row.try_get("has_api")?,
-                    has_partner_token: row.try_get("has_partner")?,
+                    has_partner_token,
                     active_verifiers: row.try_get("verifiers")?,
+                    partner_token: PartnerTokenSource::of(
+                        has_partner_token,
+                        referred_by.as_deref(),
+                        row.try_get("referrer_has_partner")?,
+                    ),
+                    referred_by,
+                    connected_account_id: row.try_get("connected_account_id")?,
                     created_at: row.try_get("created_at")?,
                 })
             })
@@ -431,4 +471,30 @@ async fn insert_verifier(
         return Err(StoreError::TokenExists(account_id.to_string()));
     }
     Ok(fingerprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartnerTokenSource;
+
+    #[test]
+    fn an_own_partner_token_wins_then_the_referrers() {
+        assert_eq!(
+            PartnerTokenSource::of(true, Some("p"), true),
+            PartnerTokenSource::Own
+        );
+        assert_eq!(
+            PartnerTokenSource::of(false, Some("p"), true),
+            PartnerTokenSource::FromReferrer("p".into())
+        );
+        assert_eq!(
+            PartnerTokenSource::of(false, Some("p"), false),
+            PartnerTokenSource::None,
+            "a referrer without one gives none"
+        );
+        assert_eq!(
+            PartnerTokenSource::of(false, None, false),
+            PartnerTokenSource::None
+        );
+    }
 }

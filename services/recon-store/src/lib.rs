@@ -13,5 +13,5 @@ pub mod keys;
 pub mod lookup;
 pub mod testing;
 
-pub use accounts::{AccountStore, AccountSummary, StoreError};
+pub use accounts::{AccountStore, AccountSummary, PartnerTokenSource, StoreError};
 pub use crypto::{MasterKey, Purpose, SecretCipher};
