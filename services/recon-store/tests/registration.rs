@@ -117,7 +117,8 @@ async fn token_of(store: &AccountStore, id: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn a_connected_account_is_registered_with_its_token_encrypted_fingerprinted_and_its_referrer() {
+async fn a_connected_account_is_registered_with_its_token_encrypted_fingerprinted_and_its_referrer()
+{
     let db = TestDatabase::create().await;
     let keys = Keys::new();
     add_partner(&db, &keys, "partner", Some("partner-secret")).await;
@@ -141,7 +142,12 @@ async fn a_connected_account_is_registered_with_its_token_encrypted_fingerprinte
     );
     assert_eq!(
         lookup.as_deref(),
-        Some(keys.master.derive_lookup().fingerprint("tok-981-a").as_str())
+        Some(
+            keys.master
+                .derive_lookup()
+                .fingerprint("tok-981-a")
+                .as_str()
+        )
     );
     assert_eq!(referred_by.as_deref(), Some("partner"));
     assert_eq!(connected_id.as_deref(), Some("981"));
@@ -163,7 +169,11 @@ async fn a_connected_account_is_registered_with_its_token_encrypted_fingerprinte
     );
     assert!(connected.has_api_token && connected.active_verifiers.is_empty());
     assert_eq!(
-        store.api_token("partner", "981").await.unwrap().map(|t| t.expose_secret().to_string()),
+        store
+            .api_token("partner", "981")
+            .await
+            .unwrap()
+            .map(|t| t.expose_secret().to_string()),
         Some("tok-981-a".to_string()),
         "the connected_accounts row is kept as before"
     );
@@ -192,7 +202,11 @@ async fn a_redelivery_or_an_older_delivery_changes_nothing_and_a_newer_token_rep
         unchanged,
         "an older delivery processed late"
     );
-    assert_eq!(account_row(&db, "connected-981").await, first, "not a byte changed");
+    assert_eq!(
+        account_row(&db, "connected-981").await,
+        first,
+        "not a byte changed"
+    );
     assert_eq!(
         token_of(&worker_accounts, "connected-981").await.as_deref(),
         Some("tok-b")
@@ -227,11 +241,29 @@ async fn a_redelivery_or_an_older_delivery_changes_nothing_and_a_newer_token_rep
     // does not replace the first partner's newer token; the first referrer stays.
     add_partner(&db, &keys, "partner-2", None).await;
     assert_eq!(
-        deliver(&store, "partner-2", "981", "tok-old", "msg_p2", at(30), true).await,
+        deliver(
+            &store,
+            "partner-2",
+            "981",
+            "tok-old",
+            "msg_p2",
+            at(30),
+            true
+        )
+        .await,
         unchanged
     );
     assert_eq!(
-        deliver(&store, "partner-2", "981", "tok-d", "msg_p2b", at(240), true).await,
+        deliver(
+            &store,
+            "partner-2",
+            "981",
+            "tok-d",
+            "msg_p2b",
+            at(240),
+            true
+        )
+        .await,
         Registration::Updated {
             account_id: "connected-981".into(),
             fingerprinted: true
@@ -285,8 +317,16 @@ async fn an_operator_made_account_at_the_derived_id_or_with_the_same_token_is_ne
         // The same merchant the operator registered by hand as `acme`, announced: found
         // by the lookup fingerprint, or (no lookup key) by decrypting the stored tokens.
         assert_eq!(
-            deliver(&store, "partner", "982", "tok-acme", &format!("{id}_acme"), at(0), true)
-                .await,
+            deliver(
+                &store,
+                "partner",
+                "982",
+                "tok-acme",
+                &format!("{id}_acme"),
+                at(0),
+                true
+            )
+            .await,
             Registration::TokenRegistered {
                 account_id: "connected-982".into(),
                 existing: "acme".into()
@@ -307,7 +347,10 @@ async fn an_operator_made_account_at_the_derived_id_or_with_the_same_token_is_ne
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(kept, 2, "the tokens are kept in connected_accounts all the same");
+    assert_eq!(
+        kept, 2,
+        "the tokens are kept in connected_accounts all the same"
+    );
     db.drop_now().await;
 }
 
