@@ -355,6 +355,20 @@ async fn an_operator_made_account_at_the_derived_id_or_with_the_same_token_is_ne
 }
 
 #[tokio::test]
+async fn a_referrer_configured_by_environment_alone_leaves_referred_by_empty() {
+    let db = TestDatabase::create().await;
+    let keys = Keys::new();
+    let store = ConnectedAccounts::new(db.pool.clone(), keys.worker(true));
+    assert!(matches!(
+        deliver(&store, "default", "981", "tok", "msg_1", at(0), true).await,
+        Registration::Registered { .. }
+    ));
+    let (_, _, referred_by, connected_id, _) = account_row(&db, "connected-981").await.unwrap();
+    assert_eq!((referred_by, connected_id.as_deref()), (None, Some("981")));
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn switched_off_only_the_connected_accounts_row_is_kept() {
     let db = TestDatabase::create().await;
     let keys = Keys::new();

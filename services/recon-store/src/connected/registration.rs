@@ -114,6 +114,8 @@ pub(crate) struct Delivered<'a> {
 
 /// Registers (or updates) the account inside the caller's transaction, which has just
 /// upserted the `connected_accounts` row; `took_delivery` says whether that row took it.
+/// A referrer with no `accounts` row (a receiver configured by environment variables
+/// alone) leaves `referred_by` empty: the gateway then adds `HELCIM_PARTNER_TOKEN`.
 pub(crate) async fn register(
     tx: &mut PgTransaction<'_>,
     cipher: &SecretCipher,
@@ -178,7 +180,9 @@ pub(crate) async fn register(
             }
             sqlx::query(
                 "UPDATE accounts SET api_token_encrypted = $2, api_token_lookup = $3,
-                        referred_by = coalesce(referred_by, $4), updated_at = now()
+                        referred_by = coalesce(referred_by,
+                            (SELECT account_id FROM accounts WHERE account_id = $4)),
+                        updated_at = now()
                  WHERE account_id = $1",
             )
             .bind(&account_id)
@@ -195,7 +199,8 @@ pub(crate) async fn register(
         let inserted = sqlx::query(
             "INSERT INTO accounts (account_id, api_token_encrypted, api_token_lookup,
                                    referred_by, connected_account_id)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id) DO NOTHING",
+             VALUES ($1, $2, $3, (SELECT account_id FROM accounts WHERE account_id = $4), $5)
+             ON CONFLICT (account_id) DO NOTHING",
         )
         .bind(&account_id)
         .bind(cipher.encrypt(Purpose::ApiToken, delivered.api_token, &context)?)
