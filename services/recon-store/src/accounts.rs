@@ -9,6 +9,10 @@ use sqlx::{PgPool, Row};
 
 use crate::crypto::{CryptoError, Purpose, SecretCipher, fingerprint};
 
+mod partner_token;
+
+pub use partner_token::PartnerTokenSource;
+
 /// What went wrong with an account operation, in terms an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -49,28 +53,6 @@ pub struct AccountSummary {
     /// Where the gateway's partner token for this account comes from.
     pub partner_token: PartnerTokenSource,
     pub created_at: DateTime<Utc>,
-}
-
-/// Where an account's partner token comes from: its own, else its referrer's (what
-/// the gateway adds for a connected account without one), else none here (the gateway
-/// then falls back on `HELCIM_PARTNER_TOKEN`, if it has one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartnerTokenSource {
-    Own,
-    FromReferrer(String),
-    None,
-}
-
-impl PartnerTokenSource {
-    fn of(own: bool, referrer: Option<&str>, referrer_has_one: bool) -> Self {
-        match (own, referrer) {
-            (true, _) => PartnerTokenSource::Own,
-            (false, Some(referrer)) if referrer_has_one => {
-                PartnerTokenSource::FromReferrer(referrer.to_string())
-            }
-            _ => PartnerTokenSource::None,
-        }
-    }
 }
 
 /// The tokens to set on a new account (any may be left out).
@@ -471,30 +453,4 @@ async fn insert_verifier(
         return Err(StoreError::TokenExists(account_id.to_string()));
     }
     Ok(fingerprint)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PartnerTokenSource;
-
-    #[test]
-    fn an_own_partner_token_wins_then_the_referrers() {
-        assert_eq!(
-            PartnerTokenSource::of(true, Some("p"), true),
-            PartnerTokenSource::Own
-        );
-        assert_eq!(
-            PartnerTokenSource::of(false, Some("p"), true),
-            PartnerTokenSource::FromReferrer("p".into())
-        );
-        assert_eq!(
-            PartnerTokenSource::of(false, Some("p"), false),
-            PartnerTokenSource::None,
-            "a referrer without one gives none"
-        );
-        assert_eq!(
-            PartnerTokenSource::of(false, None, false),
-            PartnerTokenSource::None
-        );
-    }
 }
