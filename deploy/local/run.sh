@@ -88,7 +88,7 @@ while IFS=$'\t' read -r account api_token first rest; do
     VERIFIER=$token "$BIN/reconctl" accounts rotate-verifier "$account" --verifier-token-env VERIFIER >/dev/null 2>&1 || true
   done
 done < "$STATE/sim-accounts.tsv"
-"$BIN/reconctl" accounts list
+RECON_PUBLIC_URL="http://$RECEIVER_ADDR" "$BIN/reconctl" accounts list
 
 say "starting recon-receiver on $RECEIVER_ADDR, recon-worker on $WORKER_ADDR, recon-api on $API_ADDR (logs in $STATE/)"
 RECEIVER_ADDR=$RECEIVER_ADDR "$BIN/recon-receiver" >"$STATE/receiver.log" 2>&1 &

@@ -9,6 +9,10 @@ use sqlx::{PgPool, Row};
 
 use crate::crypto::{CryptoError, Purpose, SecretCipher, fingerprint};
 
+mod partner_token;
+
+pub use partner_token::PartnerTokenSource;
+
 /// What went wrong with an account operation, in terms an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,6 +46,12 @@ pub struct AccountSummary {
     pub has_partner_token: bool,
     /// Fingerprints of the active verifier tokens.
     pub active_verifiers: Vec<String>,
+    /// The partner account whose `connectedAccount` webhook registered this one.
+    pub referred_by: Option<String>,
+    /// Helcim's `connectedAccountId`, for an account registered from a webhook.
+    pub connected_account_id: Option<String>,
+    /// Where the gateway's partner token for this account comes from.
+    pub partner_token: PartnerTokenSource,
     pub created_at: DateTime<Utc>,
 }
 
@@ -61,11 +71,11 @@ pub struct AccountStore {
     cipher: Arc<SecretCipher>,
 }
 
-fn context(account_id: &str, purpose: &str) -> String {
+pub(crate) fn context(account_id: &str, purpose: &str) -> String {
     format!("accounts/{account_id}/{purpose}")
 }
 
-fn valid_id(account_id: &str) -> bool {
+pub(crate) fn valid_id(account_id: &str) -> bool {
     (1..=64).contains(&account_id.len())
         && account_id
             .chars()
@@ -166,22 +176,34 @@ impl AccountStore {
         let rows = sqlx::query(
             "SELECT a.account_id, a.display_name, a.api_token_encrypted IS NOT NULL AS has_api,
                     a.partner_token_encrypted IS NOT NULL AS has_partner, a.created_at,
+                    a.referred_by, a.connected_account_id,
+                    coalesce(r.partner_token_encrypted IS NOT NULL, false) AS referrer_has_partner,
                     coalesce(array_agg(v.fingerprint ORDER BY v.created_at)
                              FILTER (WHERE v.id IS NOT NULL), '{}') AS verifiers
              FROM accounts a
+             LEFT JOIN accounts r ON r.account_id = a.referred_by
              LEFT JOIN account_verifier_tokens v ON v.account_id = a.account_id AND v.retired_at IS NULL
-             GROUP BY a.account_id ORDER BY a.account_id",
+             GROUP BY a.account_id, r.account_id ORDER BY a.account_id",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|row| {
+                let has_partner_token: bool = row.try_get("has_partner")?;
+                let referred_by: Option<String> = row.try_get("referred_by")?;
                 Ok(AccountSummary {
                     account_id: row.try_get("account_id")?,
                     display_name: row.try_get("display_name")?,
                     has_api_token: row.try_get("has_api")?,
-                    has_partner_token: row.try_get("has_partner")?,
+                    has_partner_token,
                     active_verifiers: row.try_get("verifiers")?,
+                    partner_token: PartnerTokenSource::of(
+                        has_partner_token,
+                        referred_by.as_deref(),
+                        row.try_get("referrer_has_partner")?,
+                    ),
+                    referred_by,
+                    connected_account_id: row.try_get("connected_account_id")?,
                     created_at: row.try_get("created_at")?,
                 })
             })

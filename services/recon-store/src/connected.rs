@@ -1,5 +1,6 @@
 //! Connected accounts (what `connectedAccount` webhooks announce to a partner): the
-//! referred merchant's API token, encrypted under the API-token data key.
+//! referred merchant's API token, encrypted under the API-token data key, and (unless
+//! switched off) the merchant registered as an account ([`registration`]).
 
 use std::sync::Arc;
 
@@ -9,6 +10,10 @@ use sqlx::{PgPool, Row};
 
 use crate::accounts::StoreError;
 use crate::crypto::{Purpose, SecretCipher, fingerprint};
+
+pub mod registration;
+
+pub use registration::{Registration, account_id_for};
 
 fn context(account_id: &str, connected_account_id: &str) -> String {
     format!("connected-accounts/{account_id}/{connected_account_id}/api-token")
@@ -22,6 +27,14 @@ pub struct ConnectedAccount<'a> {
     pub api_token: &'a SecretString,
     pub webhook_id: &'a str,
     pub helcim_timestamp: DateTime<Utc>,
+}
+
+/// What [`ConnectedAccounts::record`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The token's fingerprint (first 12 hex digits of SHA-256): safe to log.
+    pub fingerprint: String,
+    pub registration: Registration,
 }
 
 #[derive(Debug, Clone)]
@@ -38,12 +51,24 @@ impl ConnectedAccounts {
     /// Stores the token unless a newer delivery already set one (idempotent: a
     /// redelivery changes nothing). Returns the token's fingerprint.
     pub async fn upsert(&self, account: &ConnectedAccount<'_>) -> Result<String, StoreError> {
+        Ok(self.record(account, false).await?.fingerprint)
+    }
+
+    /// As [`ConnectedAccounts::upsert`], and, when `register` is set, registers the
+    /// merchant as an account of this deployment in the same transaction (the rules are
+    /// in [`registration`]).
+    pub async fn record(
+        &self,
+        account: &ConnectedAccount<'_>,
+        register: bool,
+    ) -> Result<Recorded, StoreError> {
         let context = context(account.account_id, account.connected_account_id);
         let encrypted = self
             .cipher
             .encrypt(Purpose::ApiToken, account.api_token, &context)?;
         let fingerprint = fingerprint(account.api_token);
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let took = sqlx::query(
             "INSERT INTO connected_accounts
                  (account_id, connected_account_id, api_token_encrypted, api_token_fingerprint,
                   webhook_id, helcim_timestamp)
@@ -63,9 +88,26 @@ impl ConnectedAccounts {
         .bind(&fingerprint)
         .bind(account.webhook_id)
         .bind(account.helcim_timestamp)
-        .execute(&self.pool)
-        .await?;
-        Ok(fingerprint)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let registration = if register {
+            let delivered = registration::Delivered {
+                referrer: account.account_id,
+                connected_account_id: account.connected_account_id,
+                api_token: account.api_token,
+                helcim_timestamp: account.helcim_timestamp,
+            };
+            registration::register(&mut tx, &self.cipher, &delivered, took).await?
+        } else {
+            Registration::Off
+        };
+        tx.commit().await?;
+        Ok(Recorded {
+            fingerprint,
+            registration,
+        })
     }
 
     /// The connected account's API token, decrypted (`None` when not known).

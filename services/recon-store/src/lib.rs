@@ -14,5 +14,5 @@ pub mod lookup;
 pub mod receipts;
 pub mod testing;
 
-pub use accounts::{AccountStore, AccountSummary, StoreError};
+pub use accounts::{AccountStore, AccountSummary, PartnerTokenSource, StoreError};
 pub use crypto::{MasterKey, Purpose, SecretCipher};

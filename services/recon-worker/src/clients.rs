@@ -51,6 +51,15 @@ impl HelcimClients {
         }
     }
 
+    /// Drops the account's cached client, so the next request reads its token again
+    /// (a connected account's token was just replaced). Its limiter is kept.
+    pub fn forget(&self, account_id: &str) {
+        self.clients
+            .write()
+            .expect("lock poisoned")
+            .remove(account_id);
+    }
+
     /// The account's client; an unknown account, or a token read long ago, triggers a
     /// reload of the tokens. Every client of an account spends from its one limiter.
     pub async fn get(&self, account_id: &str) -> Result<HelcimClient, NoClient> {

@@ -48,6 +48,10 @@ pub struct Settings {
     /// benchmarks only).
     #[arg(long, env = "HELCIM_LIMITS", value_enum, default_value_t = Limits::Helcim)]
     pub helcim_limits: Limits,
+    /// Register each merchant a `connectedAccount` webhook announces as an account of
+    /// this deployment (`false`: only keep its token in `connected_accounts`).
+    #[arg(long, env = "RECON_REGISTER_CONNECTED_ACCOUNTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub register_connected_accounts: bool,
     /// A single account configured here rather than with reconctl.
     #[arg(long, env = "HELCIM_ACCOUNT_ID", default_value = "default")]
     pub account_id: String,
@@ -108,6 +112,15 @@ impl Settings {
 mod tests {
     use super::*;
     use clap::error::ErrorKind;
+
+    #[test]
+    fn connected_accounts_are_registered_unless_switched_off() {
+        assert!(Settings::parse_from(["recon-worker"]).register_connected_accounts);
+        let off =
+            Settings::try_parse_from(["recon-worker", "--register-connected-accounts", "false"])
+                .unwrap();
+        assert!(!off.register_connected_accounts);
+    }
 
     #[test]
     fn secrets_are_not_command_line_flags() {

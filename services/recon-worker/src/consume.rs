@@ -349,7 +349,10 @@ fn settle(result: Result<&'static str, PublishError>, reason: &str) {
     match result {
         Ok(outcome) => {
             metrics::counter!("worker_jobs_total", "outcome" => outcome).increment(1);
-            if !matches!(outcome, "reconciled" | "duplicate" | "recorded") {
+            if !matches!(
+                outcome,
+                "reconciled" | "duplicate" | "recorded" | "registered" | "not registered"
+            ) {
                 tracing::warn!(outcome, reason, "job deferred");
             }
         }

@@ -38,6 +38,21 @@ pub enum Fate {
 pub const RECONCILED: &str = "reconciled";
 pub const RECORDED: &str = "recorded";
 pub const DUPLICATE: &str = "duplicate";
+/// A `connectedAccount` delivery that registered the merchant or replaced its token.
+pub const REGISTERED: &str = "registered";
+/// A `connectedAccount` delivery whose merchant was left unregistered (its id or its
+/// token belongs to another account: see the worker's warning).
+pub const NOT_REGISTERED: &str = "not registered";
+
+/// The delivery's outcome for what registering its connected account did.
+fn registered_outcome(registration: &crate::connected::Registration) -> &'static str {
+    use crate::connected::Registration as R;
+    match registration {
+        R::Registered { .. } | R::Updated { .. } => REGISTERED,
+        R::IdTaken { .. } | R::TokenRegistered { .. } => NOT_REGISTERED,
+        R::Off | R::Unchanged { .. } => RECORDED,
+    }
+}
 
 /// Everything processing needs.
 #[derive(Debug)]
@@ -75,19 +90,27 @@ impl Processor {
         if already_done {
             return Fate::Done(DUPLICATE);
         }
+        let mut outcome = RECORDED;
         if envelope.sealed_secrets.is_some() {
             let Some(connected) = &self.connected else {
                 return Fate::Retry("this worker does not store connected accounts".into());
             };
-            if let Err(fate) = connected.record(envelope).await {
-                return fate;
+            match connected.record(envelope).await {
+                Ok(registration) => {
+                    if let Some(account) = registration.as_ref().and_then(|r| r.changed_account()) {
+                        // Its next transaction is fetched with the new token at once.
+                        self.clients.forget(account);
+                    }
+                    outcome = registration.as_ref().map_or(RECORDED, registered_outcome);
+                }
+                Err(fate) => return fate,
             }
         }
         if envelope.event_type != "cardTransaction" {
             // Terminal cancels and event types this version does not know are kept
             // (the delivery row holds the raw body), not dropped.
-            return match self.ledger.complete(envelope, RECORDED).await {
-                Ok(()) => Fate::Done(RECORDED),
+            return match self.ledger.complete(envelope, outcome).await {
+                Ok(()) => Fate::Done(outcome),
                 Err(error) => Fate::Database(format!("database: {error}")),
             };
         }

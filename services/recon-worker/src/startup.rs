@@ -62,6 +62,7 @@ impl Worker {
         let connected = ConnectedIntake {
             store: ConnectedAccounts::new(pool.clone(), Arc::clone(&cipher)),
             keys: IntakeSecretKeys::from_env()?,
+            register: settings.register_connected_accounts,
         };
         if let Some(token) = &settings.api_token {
             store

@@ -27,8 +27,15 @@ pub enum AccountsCommand {
         #[arg(long, value_name = "VAR")]
         partner_token_env: Option<String>,
     },
-    /// List accounts; tokens show as fingerprints.
-    List,
+    /// List accounts with their webhook URLs and what each still needs; tokens never
+    /// print (verifier tokens show as fingerprints).
+    List {
+        /// The receiver's public base URL, as Helcim reaches it (e.g.
+        /// https://recon.example.com): webhook URLs print in full. Without it they print
+        /// as paths.
+        #[arg(long, env = "RECON_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+    },
     /// Set (or replace) an account's Helcim API token and partner token.
     SetTokens {
         account_id: String,
@@ -104,21 +111,17 @@ pub async fn run(database_url: &str, command: AccountsCommand) -> anyhow::Result
                 "added account {account_id}; its webhook URL ends in /webhooks/helcim/{account_id}"
             );
         }
-        AccountsCommand::List => {
-            println!(
-                "{:<24} {:<8} {:<8} verifiers (fingerprints)",
-                "account", "api", "partner"
+        AccountsCommand::List { public_url } => {
+            let public_url = public_url
+                .as_deref()
+                .filter(|url| !url.trim().is_empty())
+                .map(crate::accounts_list::public_url)
+                .transpose()?;
+            let accounts = store.list().await?;
+            print!(
+                "{}",
+                crate::accounts_list::render(&accounts, public_url.as_deref())
             );
-            for account in store.list().await? {
-                let yes = |b: bool| if b { "yes" } else { "-" };
-                println!(
-                    "{:<24} {:<8} {:<8} {}",
-                    account.account_id,
-                    yes(account.has_api_token),
-                    yes(account.has_partner_token),
-                    account.active_verifiers.join(" ")
-                );
-            }
         }
         AccountsCommand::SetTokens {
             account_id,

@@ -10,6 +10,7 @@
 #![allow(clippy::print_stdout)]
 
 mod accounts;
+mod accounts_list;
 mod api_keys;
 mod dlq;
 mod queues;

@@ -3,6 +3,7 @@
 
 mod access_and_dead_letters;
 mod binaries;
+mod connected;
 mod faults;
 mod ledger;
 mod pipeline;

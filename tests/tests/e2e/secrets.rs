@@ -1,7 +1,8 @@
 //! A connected account's API token, sent in a signed `connectedAccount` webhook to the
 //! real receiver and worker (each given only its own keys, logging at trace level), is
 //! nowhere in clear afterwards: no column of any table, no message in any queue (the
-//! dead-letter queue included), no log line.
+//! dead-letter queue included), no log line, nor `reconctl accounts list`; the merchant
+//! is registered as an account (its token encrypted, fingerprinted for the gateway).
 
 use std::time::{Duration, Instant};
 
@@ -76,6 +77,7 @@ async fn a_connected_account_token_is_nowhere_in_clear_in_tables_queues_or_trace
         ("WORKER_ADDR", worker_addr.clone()),
         ("RECON_API_TOKEN_KEY", key("RECON_API_TOKEN_KEY")),
         ("RECON_INTAKE_PRIVATE_KEY", key("RECON_INTAKE_PRIVATE_KEY")),
+        ("RECON_LOOKUP_KEY", key("RECON_LOOKUP_KEY")),
         ("HELCIM_API_BASE_URL", "http://127.0.0.1:9/v2".to_string()),
     ]);
     let _worker = Running::start_logged("recon-worker", &[], &worker_env, &logs);
@@ -129,6 +131,29 @@ async fn a_connected_account_token_is_nowhere_in_clear_in_tables_queues_or_trace
         fingerprint,
         recon_store::crypto::fingerprint(&stored.to_string().into())
     );
+    wait_for(
+        &db,
+        "SELECT count(*) FROM accounts WHERE account_id = 'connected-ca-42'",
+        1,
+    )
+    .await;
+    let (lookup, referred_by): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT api_token_lookup, referred_by FROM accounts WHERE account_id = 'connected-ca-42'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let lookup_key =
+        recon_store::lookup::LookupKey::from_base64(&key("RECON_LOOKUP_KEY").into()).unwrap();
+    assert_eq!(lookup, Some(lookup_key.fingerprint(stored)));
+    assert_eq!(referred_by.as_deref(), Some("partner"));
+    let listing = run_ok("reconctl", &["accounts", "list"], &operator);
+    assert!(
+        listing.contains(
+            "connected-ca-42\t/webhooks/helcim/connected-ca-42\tyes\tnone\tnone\tpartner\tca-42"
+        ),
+        "{listing}"
+    );
 
     for token in [stored, dead] {
         assert_eq!(
@@ -140,6 +165,7 @@ async fn a_connected_account_token_is_nowhere_in_clear_in_tables_queues_or_trace
             !std::fs::read_to_string(&logs).unwrap().contains(token),
             "{token} in the logs"
         );
+        assert!(!listing.contains(token), "{token} in `accounts list`");
     }
     let messages = every_message(&prefix).await;
     let dead_letters = messages
@@ -167,6 +193,12 @@ async fn a_connected_account_token_is_nowhere_in_clear_in_tables_queues_or_trace
             "the dead letter keeps its token, sealed"
         );
     }
+    assert!(
+        std::fs::read_to_string(&logs)
+            .unwrap()
+            .contains("registered the connected account"),
+        "a control: the registration is logged"
+    );
     let log_lines = std::fs::read_to_string(&logs).unwrap().lines().count();
     assert!(
         log_lines > 50,
