@@ -9,7 +9,8 @@
 //! - `partnerTokenSent: false` with `isValidPartnerToken: 1` is a contradiction (Helcim
 //!   cannot have accepted a token that was not sent) and is refused;
 //! - `observedAt` more than [`FUTURE_TOLERANCE`] ahead of the server's clock is refused;
-//!   finer than a microsecond it is truncated (Postgres keeps microseconds);
+//!   finer than a microsecond it is truncated (Postgres keeps microseconds), and a leap
+//!   second (`23:59:60`) is read as the instant after it, as Postgres stores it;
 //! - the same `receiptId` twice for one account in one batch: the later items are
 //!   refused, naming the first;
 //! - `amount` is a plain decimal string, greater than zero, with at most the currency's
@@ -426,6 +427,10 @@ fn observed_at(fields: &Map<String, Value>, now: DateTime<Utc>) -> Result<DateTi
         })?
         .with_timezone(&Utc)
         .trunc_subsecs(6);
+    // Postgres keeps microseconds since the epoch and has no leap second: a second 60
+    // (which RFC 3339 allows) is stored as the instant after it. Take that instant
+    // here, or the receipt on file would differ from its own resend.
+    let at = DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at);
     if at > now + FUTURE_TOLERANCE {
         return Err(format!(
             "observedAt {text:?} is in the future (more than {} minutes ahead of this server's \
