@@ -108,6 +108,38 @@ async fn recording_the_same_request_twice_keeps_one_row_and_an_answer_replaces_o
 }
 
 #[tokio::test]
+async fn batches_sharing_requests_in_opposite_orders_written_at_once_both_succeed() {
+    // The gateway's live writer and its spool replay can carry the same requests in
+    // different orders (here over several statements each); neither may fail for a
+    // deadlock.
+    let db = TestDatabase::create().await;
+    let store = EvidenceStore::new(db.pool.clone());
+    for round in 0..5 {
+        let forward: Vec<Evidence> = (0..3_000)
+            .map(|i| evidence(&format!("k-{round}-{i:04}"), Outcome::Timeout))
+            .collect();
+        let backward: Vec<Evidence> = forward
+            .iter()
+            .rev()
+            .map(|e| evidence(&e.dedupe_key, Outcome::Answered))
+            .collect();
+        let (a, b) = tokio::join!(store.record(&forward), store.record(&backward));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.inserted + b.inserted, 3_000, "round {round}");
+    }
+    let answered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM attribution_evidence WHERE outcome = 'answered'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        answered, 15_000,
+        "every answer wins over its timeout, whichever came first"
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn the_database_refuses_evidence_that_contradicts_itself() {
     let db = TestDatabase::create().await;
     let store = EvidenceStore::new(db.pool.clone());
