@@ -5,7 +5,8 @@
 //! Decisions (documented in `docs/api.md`):
 //! - unknown fields are refused, in the batch and in items: a misspelt
 //!   `isValidPartnerTokn` silently dropped would store a receipt that says less than
-//!   the caller meant;
+//!   the caller meant; so is a field named twice in one object (400, as JSON whose
+//!   meaning is unknowable: see [`super::duplicate_keys`]);
 //! - `partnerTokenSent: false` with `isValidPartnerToken: 1` is a contradiction (Helcim
 //!   cannot have accepted a token that was not sent) and is refused;
 //! - `observedAt` more than [`FUTURE_TOLERANCE`] ahead of the server's clock is refused;
@@ -112,6 +113,7 @@ pub fn is_json(content_type: Option<&str>) -> bool {
 pub fn check(body: &[u8], now: DateTime<Utc>) -> Result<Checked, BatchError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| BatchError::NotJson(e.to_string()))?;
+    super::duplicate_keys::check(body).map_err(|e| BatchError::NotJson(e.to_string()))?;
     let Value::Object(mut envelope) = value else {
         return Err(BatchError::NotABatch(
             "the body is not a JSON object".into(),
