@@ -220,3 +220,50 @@ async fn accounts_get_a_keyed_token_fingerprint_that_a_lookup_key_alone_reproduc
     );
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn an_api_token_this_process_cannot_decrypt_does_not_stop_the_others_being_fingerprinted() {
+    // E.g. a worker given the new API-token key but not yet the previous one: the
+    // accounts it can read must still be found by the gateway.
+    let db = TestDatabase::create().await;
+    let stranger = MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
+    let master = MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
+    for (store_key, account) in [(&stranger, "a-unreadable"), (&master, "b-readable")] {
+        AccountStore::new(
+            db.pool.clone(),
+            Arc::new(SecretCipher::new(store_key.clone(), vec![])),
+        )
+        .add(NewAccount {
+            account_id: account.into(),
+            api_token: Some(SecretString::from(format!("token-of-{account}"))),
+            ..NewAccount::default()
+        })
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE accounts SET api_token_lookup = NULL")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let store = AccountStore::new(
+        db.pool.clone(),
+        Arc::new(SecretCipher::new(master.clone(), vec![])),
+    );
+    assert_eq!(store.fingerprint_api_tokens().await.unwrap(), 1);
+    let lookups: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT account_id, api_token_lookup FROM accounts ORDER BY account_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        lookups,
+        vec![
+            ("a-unreadable".to_string(), None),
+            (
+                "b-readable".to_string(),
+                Some(master.derive_lookup().fingerprint("token-of-b-readable"))
+            ),
+        ]
+    );
+    db.drop_now().await;
+}
