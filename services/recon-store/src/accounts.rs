@@ -314,7 +314,8 @@ impl AccountStore {
 
     /// Sets `api_token_lookup` on every account whose API token has none, or one made
     /// under an older lookup key; returns how many. Needs the API-token key and the
-    /// lookup key (the worker runs it at start, `reconctl keys reencrypt` too).
+    /// lookup key (the worker runs it at start, `reconctl keys reencrypt` too). A token
+    /// that does not decrypt here is skipped with a warning naming its account.
     pub async fn fingerprint_api_tokens(&self) -> Result<usize, StoreError> {
         let key = self.cipher.lookup_key()?;
         let rows = sqlx::query(
@@ -328,11 +329,25 @@ impl AccountStore {
             let account_id: String = row.try_get("account_id")?;
             let blob: Vec<u8> = row.try_get("api_token_encrypted")?;
             let current: Option<String> = row.try_get("api_token_lookup")?;
-            let token = self.cipher.decrypt(
+            // One token this process cannot read (a key it was not given) must not
+            // leave every other account unfindable by the gateway.
+            let token = match self.cipher.decrypt(
                 Purpose::ApiToken,
                 &blob,
                 &context(&account_id, "api-token"),
-            )?;
+            ) {
+                Ok(token) => token,
+                Err(error) => {
+                    tracing::warn!(
+                        account_id,
+                        %error,
+                        "cannot fingerprint this account's API token: it does not decrypt \
+                         with the API-token keys given; the gateway will not find the \
+                         account until a process holding its key runs this"
+                    );
+                    continue;
+                }
+            };
             let fresh = key.fingerprint_secret(&token);
             if current.as_deref() == Some(fresh.as_str()) {
                 continue;

@@ -103,7 +103,11 @@ impl EvidenceStore {
 
     /// Writes `evidence` in one transaction: all of it or none. Safe to repeat.
     pub async fn record(&self, evidence: &[Evidence]) -> Result<Recorded, sqlx::Error> {
-        let rows = one_per_key(evidence);
+        let mut rows = one_per_key(evidence);
+        // Rows locked in key order, so two batches sharing requests in different orders
+        // (the live writer and a spool replay) wait for each other instead of
+        // deadlocking, which would fail one of them.
+        rows.sort_unstable_by(|a, b| a.dedupe_key.cmp(&b.dedupe_key));
         let mut recorded = Recorded::default();
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {

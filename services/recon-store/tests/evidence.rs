@@ -108,6 +108,38 @@ async fn recording_the_same_request_twice_keeps_one_row_and_an_answer_replaces_o
 }
 
 #[tokio::test]
+async fn batches_sharing_requests_in_opposite_orders_written_at_once_both_succeed() {
+    // The gateway's live writer and its spool replay can carry the same requests in
+    // different orders (here over several statements each); neither may fail for a
+    // deadlock.
+    let db = TestDatabase::create().await;
+    let store = EvidenceStore::new(db.pool.clone());
+    for round in 0..5 {
+        let forward: Vec<Evidence> = (0..3_000)
+            .map(|i| evidence(&format!("k-{round}-{i:04}"), Outcome::Timeout))
+            .collect();
+        let backward: Vec<Evidence> = forward
+            .iter()
+            .rev()
+            .map(|e| evidence(&e.dedupe_key, Outcome::Answered))
+            .collect();
+        let (a, b) = tokio::join!(store.record(&forward), store.record(&backward));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.inserted + b.inserted, 3_000, "round {round}");
+    }
+    let answered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM attribution_evidence WHERE outcome = 'answered'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        answered, 15_000,
+        "every answer wins over its timeout, whichever came first"
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn the_database_refuses_evidence_that_contradicts_itself() {
     let db = TestDatabase::create().await;
     let store = EvidenceStore::new(db.pool.clone());
@@ -185,6 +217,53 @@ async fn accounts_get_a_keyed_token_fingerprint_that_a_lookup_key_alone_reproduc
     assert_eq!(
         stored,
         Some(next.derive_lookup().fingerprint("api-token-of-m1"))
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn an_api_token_this_process_cannot_decrypt_does_not_stop_the_others_being_fingerprinted() {
+    // E.g. a worker given the new API-token key but not yet the previous one: the
+    // accounts it can read must still be found by the gateway.
+    let db = TestDatabase::create().await;
+    let stranger = MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
+    let master = MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
+    for (store_key, account) in [(&stranger, "a-unreadable"), (&master, "b-readable")] {
+        AccountStore::new(
+            db.pool.clone(),
+            Arc::new(SecretCipher::new(store_key.clone(), vec![])),
+        )
+        .add(NewAccount {
+            account_id: account.into(),
+            api_token: Some(SecretString::from(format!("token-of-{account}"))),
+            ..NewAccount::default()
+        })
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE accounts SET api_token_lookup = NULL")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let store = AccountStore::new(
+        db.pool.clone(),
+        Arc::new(SecretCipher::new(master.clone(), vec![])),
+    );
+    assert_eq!(store.fingerprint_api_tokens().await.unwrap(), 1);
+    let lookups: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT account_id, api_token_lookup FROM accounts ORDER BY account_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        lookups,
+        vec![
+            ("a-unreadable".to_string(), None),
+            (
+                "b-readable".to_string(),
+                Some(master.derive_lookup().fingerprint("token-of-b-readable"))
+            ),
+        ]
     );
     db.drop_now().await;
 }

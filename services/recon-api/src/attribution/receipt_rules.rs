@@ -5,11 +5,13 @@
 //! Decisions (documented in `docs/api.md`):
 //! - unknown fields are refused, in the batch and in items: a misspelt
 //!   `isValidPartnerTokn` silently dropped would store a receipt that says less than
-//!   the caller meant;
+//!   the caller meant; so is a field named twice in one object (400, as JSON whose
+//!   meaning is unknowable: see [`super::duplicate_keys`]);
 //! - `partnerTokenSent: false` with `isValidPartnerToken: 1` is a contradiction (Helcim
 //!   cannot have accepted a token that was not sent) and is refused;
 //! - `observedAt` more than [`FUTURE_TOLERANCE`] ahead of the server's clock is refused;
-//!   finer than a microsecond it is truncated (Postgres keeps microseconds);
+//!   finer than a microsecond it is truncated (Postgres keeps microseconds), and a leap
+//!   second (`23:59:60`) is read as the instant after it, as Postgres stores it;
 //! - the same `receiptId` twice for one account in one batch: the later items are
 //!   refused, naming the first;
 //! - `amount` is a plain decimal string, greater than zero, with at most the currency's
@@ -111,6 +113,7 @@ pub fn is_json(content_type: Option<&str>) -> bool {
 pub fn check(body: &[u8], now: DateTime<Utc>) -> Result<Checked, BatchError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| BatchError::NotJson(e.to_string()))?;
+    super::duplicate_keys::check(body).map_err(|e| BatchError::NotJson(e.to_string()))?;
     let Value::Object(mut envelope) = value else {
         return Err(BatchError::NotABatch(
             "the body is not a JSON object".into(),
@@ -426,6 +429,10 @@ fn observed_at(fields: &Map<String, Value>, now: DateTime<Utc>) -> Result<DateTi
         })?
         .with_timezone(&Utc)
         .trunc_subsecs(6);
+    // Postgres keeps microseconds since the epoch and has no leap second: a second 60
+    // (which RFC 3339 allows) is stored as the instant after it. Take that instant
+    // here, or the receipt on file would differ from its own resend.
+    let at = DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at);
     if at > now + FUTURE_TOLERANCE {
         return Err(format!(
             "observedAt {text:?} is in the future (more than {} minutes ahead of this server's \

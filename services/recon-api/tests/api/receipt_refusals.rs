@@ -239,3 +239,38 @@ async fn malformed_json_a_wrong_content_type_and_an_empty_batch_are_refused_with
     assert_eq!(evidence_rows(&api).await, 0);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn a_receipt_naming_a_field_twice_is_refused_not_read_as_its_last_value() {
+    // `{"amount": "1.00", ..., "amount": "1000.00"}`: which one the caller meant is
+    // unknowable, so the batch is refused rather than stored with either.
+    let api = Harness::start(Options::default()).await;
+    register_accounts(&api).await;
+    let partner = api.key(Role::Partner, Some(&[ACCOUNT])).await;
+    let item = receipt("r-1", ACCOUNT).to_string();
+    let doubled = item.replacen(
+        "\"amount\":\"100.99\"",
+        "\"amount\":\"1.00\",\"amount\":\"100.99\"",
+        1,
+    );
+    assert_ne!(doubled, item);
+    let response = api
+        .http
+        .post(format!("{}/v1/attribution/receipts", api.url))
+        .bearer_auth(&partner)
+        .header("content-type", "application/json")
+        .body(format!("{{\"receipts\": [{doubled}]}}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_json", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("`amount` twice"),
+        "{body}"
+    );
+    assert_eq!(evidence_rows(&api).await, 0);
+    api.stop().await;
+}

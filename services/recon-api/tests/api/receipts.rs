@@ -129,6 +129,32 @@ async fn the_same_batch_sent_again_stores_nothing_and_counts_it_already_recorded
 }
 
 #[tokio::test]
+async fn a_leap_second_observed_at_is_stored_as_the_instant_after_and_a_resend_is_already_recorded()
+{
+    // RFC 3339 allows second 60; Postgres has no leap seconds and keeps the instant
+    // just after. Compared as sent, the stored receipt would differ from its own resend.
+    let api = Harness::start(Options::default()).await;
+    register_accounts(&api).await;
+    let partner = api.key(Role::Partner, Some(&[ACCOUNT])).await;
+    let mut item = receipt("r-leap", ACCOUNT);
+    item["observedAt"] = json!("2026-06-30T23:59:60.5Z");
+    let (status, body) = post_batch(&api, &partner, std::slice::from_ref(&item)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post_batch(&api, &partner, &[item]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"received": 1, "stored": 0, "alreadyRecorded": 1})
+    );
+    let observed: DateTime<Utc> = stored(&api).await[0].get("observed_at");
+    assert_eq!(
+        observed,
+        Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap() + chrono::TimeDelta::milliseconds(500)
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn identical_batches_sent_at_once_store_exactly_one_set_of_rows() {
     let api = Harness::start(Options::default()).await;
     register_accounts(&api).await;
