@@ -2,6 +2,8 @@
 //! counters and webhook delivery control; plus `/healthz`, `/readyz`, `/metrics`.
 //! Local test infrastructure: it hands out its (fake) tokens on purpose.
 
+mod flows;
+
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Duration;
@@ -10,8 +12,9 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::activity::{Batch, TerminalCancel, Transaction};
+use crate::activity::{Batch, TerminalCancel};
 use crate::faults::Faults;
+use crate::ledger::{Checkout, ConnectedAccount, RecurringObject, TruthTransaction};
 use crate::limits::RateLimits;
 use crate::state::SimState;
 use crate::webhooks::PlannedDelivery;
@@ -38,23 +41,29 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route("/accounts/{account_id}/exhaust", web::post().to(exhaust))
                 .route("/stats", web::get().to(stats))
                 .route("/deliveries", web::get().to(deliveries))
-                .route("/deliveries/start", web::post().to(start_deliveries)),
+                .route("/deliveries/start", web::post().to(start_deliveries))
+                .configure(flows::configure),
         );
 }
 
+/// Every account, generated or connected at run time, with its (fake) tokens.
 async fn accounts(state: web::Data<SimState>) -> HttpResponse {
-    HttpResponse::Ok().json(&state.activity.accounts)
+    HttpResponse::Ok().json(&state.ledger().activity.accounts)
 }
 
 /// The ground truth, optionally for one account (`?account=`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Truth<'a> {
-    transactions: Vec<&'a Transaction>,
+    /// Each with `madeBy`: the partner-program request that made it, or null.
+    transactions: Vec<TruthTransaction<'a>>,
     batches: Vec<&'a Batch>,
     terminal_cancels: Vec<&'a TerminalCancel>,
     /// Webhooks the fault plan never sends: only a sweep of the API finds these.
     dropped_webhooks: Vec<PlannedDelivery>,
+    checkouts: Vec<&'a Checkout>,
+    recurring: Vec<&'a RecurringObject>,
+    connected_accounts: Vec<&'a ConnectedAccount>,
 }
 
 async fn truth(
@@ -63,12 +72,14 @@ async fn truth(
 ) -> HttpResponse {
     let wanted = query.get("account");
     let of = |account: &String| wanted.is_none_or(|w| w == account);
-    let activity = &state.activity;
+    let ledger = state.ledger();
+    let activity = &ledger.activity;
     HttpResponse::Ok().json(Truth {
         transactions: activity
             .transactions
             .iter()
             .filter(|t| of(&t.account_id))
+            .map(|t| ledger.truth_of(t))
             .collect(),
         batches: activity
             .batches
@@ -85,6 +96,22 @@ async fn truth(
             .dropped()
             .into_iter()
             .filter(|d| of(&d.account_id))
+            .collect(),
+        checkouts: ledger
+            .checkouts
+            .iter()
+            .filter(|c| of(&c.account_id))
+            .collect(),
+        recurring: ledger
+            .recurring
+            .objects
+            .iter()
+            .filter(|o| of(&o.account_id))
+            .collect(),
+        connected_accounts: ledger
+            .connected_accounts
+            .iter()
+            .filter(|c| of(&c.referred_by) || of(&c.account_id))
             .collect(),
     })
 }
@@ -116,7 +143,7 @@ async fn exhaust(
         .get("seconds")
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(60);
-    if state.activity.account(&account_id).is_none() {
+    if state.ledger().activity.account(&account_id).is_none() {
         return HttpResponse::NotFound()
             .json(json!({"error": format!("no account {account_id:?}")}));
     }
@@ -127,12 +154,16 @@ async fn exhaust(
 }
 
 async fn stats(state: web::Data<SimState>) -> HttpResponse {
+    let ledger = state.ledger();
     HttpResponse::Ok().json(json!({
         "api": state.api_stats(),
         "webhooks": state.deliveries.summary(),
-        "transactions": state.activity.transactions.len(),
-        "batches": state.activity.batches.len(),
-        "terminalCancels": state.activity.terminal_cancels.len(),
+        "transactions": ledger.activity.transactions.len(),
+        "batches": ledger.activity.batches.len(),
+        "terminalCancels": ledger.activity.terminal_cancels.len(),
+        "runTimeTransactions": ledger.activity.transactions.len() - state.activity.transactions.len(),
+        "madeByPartnerRequests": ledger.made_by.len(),
+        "partnerTokens": state.partner_counts(),
     }))
 }
 

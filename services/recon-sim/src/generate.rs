@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::activity::{Activity, Batch, BatchStats, Kind, Status, TerminalCancel, Transaction};
 use crate::{HELCIM_TIME_ZONE, format_mountain};
 use accounts::{AccountProfile, Card};
+pub(crate) use accounts::{code, verifier_token};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,9 @@
 //!
 //! - [`generate`] makes deterministic merchant activity from a seed ([`activity`]);
 //! - [`api`] serves it as Helcim's v2 API does, quirks included ([`render`]), within
-//!   per-account [`limits`], with [`faults`] on demand;
+//!   per-account [`limits`], with [`faults`] on demand, and takes payments (Payment
+//!   API, HelcimPay.js, Smart Terminal, Recurring API) that grow the [`ledger`];
+//! - [`outcomes`] ends the flows a person finishes (checkout, terminal, own tools);
 //! - [`webhooks`] signs and delivers it to a receiver, retrying as Helcim does;
 //! - [`control`] exposes the ground truth and the fault switches under `/sim/`;
 //! - [`server`] runs it all, in-process for tests or as the `recon-sim` binary.
@@ -13,9 +15,12 @@ pub mod api;
 pub mod control;
 pub mod faults;
 pub mod generate;
+pub mod ledger;
 pub mod limits;
+pub mod outcomes;
 pub mod render;
 pub mod server;
+pub mod settings;
 pub mod state;
 pub mod webhooks;
 

@@ -10,12 +10,13 @@ use clap::Parser;
 use recon_common::telemetry::{self, LogFormat};
 use recon_sim::faults::Faults;
 use recon_sim::limits::RateLimits;
+use recon_sim::settings::{HELCIM_TEST_PARTNER_TOKEN, PartnerTokens, PaymentSettings, WhenAbsent};
 use recon_sim::webhooks::WebhookConfig;
 use recon_sim::{GenerateConfig, RunningSim, SimConfig};
 
 /// A Helcim simulator: the v2 API with its quirks and rate limits, signed webhooks to
 /// a receiver, ground truth and faults under /sim/.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(version)]
 struct Args {
     /// Address to serve on.
@@ -75,6 +76,26 @@ struct Args {
     /// Exit once every webhook was delivered or given up on (a finite run for scripts).
     #[arg(long)]
     exit_when_delivered: bool,
+    /// Partner tokens answered `is-valid-partner-token: 1`, comma-separated (any other
+    /// token gets 0).
+    #[arg(long, env = "SIM_PARTNER_TOKENS", value_delimiter = ',', default_value = HELCIM_TEST_PARTNER_TOKEN, hide_default_value = true, hide_env_values = true)]
+    partner_tokens: Vec<String>,
+    /// What a partner-program request without a `partner-token` gets: no
+    /// `is-valid-partner-token` header (`omit`) or `0` (`zero`).
+    #[arg(
+        long,
+        env = "SIM_PARTNER_TOKEN_ABSENT",
+        value_enum,
+        default_value = "omit"
+    )]
+    partner_token_absent: WhenAbsent,
+    /// How long an idempotency key is remembered, in seconds (Helcim: 300).
+    #[arg(long, env = "SIM_IDEMPOTENCY_TTL_SECS", default_value_t = 300)]
+    idempotency_ttl_secs: u64,
+    /// Milliseconds a Smart Terminal customer takes before the default outcome (0:
+    /// wait for POST /sim/devices/{code}/complete).
+    #[arg(long, env = "SIM_TERMINAL_DELAY_MS", default_value_t = 2000)]
+    terminal_delay_ms: u64,
     /// Write the accounts (ids and their fake tokens) as JSON to this file.
     #[arg(long, env = "SIM_ACCOUNTS_OUT")]
     accounts_out: Option<PathBuf>,
@@ -122,6 +143,20 @@ impl Args {
             deliver_on_start: webhooks.is_some() && !self.hold_deliveries,
             webhooks,
             workers: 2,
+            payments: PaymentSettings {
+                partner_tokens: PartnerTokens {
+                    valid: self
+                        .partner_tokens
+                        .into_iter()
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect(),
+                    when_absent: self.partner_token_absent,
+                },
+                idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+                terminal_delay: (self.terminal_delay_ms > 0)
+                    .then(|| Duration::from_millis(self.terminal_delay_ms)),
+            },
         })
     }
 }

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::faults::Faults;
 use crate::limits::RateLimits;
+use crate::settings::PaymentSettings;
 use crate::state::SimState;
 use crate::webhooks::WebhookConfig;
 use crate::{GenerateConfig, api, control, generate};
@@ -29,10 +30,13 @@ pub struct SimConfig {
     /// `POST /sim/deliveries/start`).
     pub deliver_on_start: bool,
     pub workers: usize,
+    /// Partner tokens, idempotency-key lifetime, Smart Terminal delay.
+    pub payments: PaymentSettings,
 }
 
 impl Default for SimConfig {
-    /// Port 0 on loopback, default activity, Helcim's limits, no faults, no webhooks.
+    /// Port 0 on loopback, default activity, Helcim's limits, no faults, no webhooks,
+    /// Helcim's test partner token valid.
     fn default() -> Self {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -42,6 +46,7 @@ impl Default for SimConfig {
             webhooks: None,
             deliver_on_start: false,
             workers: 2,
+            payments: PaymentSettings::default(),
         }
     }
 }
@@ -59,13 +64,15 @@ impl RunningSim {
     /// Generates the activity, binds, and serves in the background.
     pub async fn start(config: SimConfig) -> anyhow::Result<Self> {
         let activity = generate(&config.generate);
-        let state = Arc::new(SimState::new(
+        let state = Arc::new(SimState::with_payments(
             activity,
             config.generate.seed,
             config.limits,
             config.faults,
             config.webhooks,
+            config.payments,
         ));
+        state.spawn_live_webhooks();
         let listener = TcpListener::bind(config.listen).with_context(|| {
             format!("Failed to listen on {} (is the port taken?)", config.listen)
         })?;

@@ -1,19 +1,25 @@
-//! What the running simulator holds: the generated activity with its indexes, the
-//! rate limiter, the fault switches and the counters.
+//! What the running simulator holds: the generated activity, the ledger that grows
+//! with run-time payments, the rate limiter, the fault switches, the idempotency keys
+//! and the counters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, Transaction};
+use crate::api::idempotency::IdempotencyStore;
 use crate::faults::{ApiFault, Faults};
+use crate::ledger::Ledger;
 use crate::limits::{AccountLimiter, RateLimits};
-use crate::webhooks::{DeliveryLog, WebhookConfig, deliver, plan};
+use crate::render;
+use crate::settings::{PartnerAnswer, PaymentSettings};
+use crate::webhooks::{DeliveryLog, LiveEvent, LiveWebhooks, WebhookConfig, deliver, live, plan};
 
 /// Who an `api-token` belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,20 +33,25 @@ pub enum Caller {
 /// The simulator's shared state.
 #[derive(Debug)]
 pub struct SimState {
+    /// What was generated at start; never changes. The API serves [`SimState::ledger`],
+    /// which starts as a copy of this and grows with run-time payments.
     pub activity: Activity,
     pub seed: u64,
     pub limiter: Arc<AccountLimiter>,
     pub deliveries: Arc<DeliveryLog>,
+    pub payments: PaymentSettings,
+    ledger: RwLock<Ledger>,
+    pub(crate) idempotency: Mutex<IdempotencyStore>,
+    live: LiveWebhooks,
     webhooks: Option<WebhookConfig>,
     deliveries_started: AtomicBool,
+    started: watch::Sender<bool>,
     /// Cancelled when the simulator stops: ends webhook delivery.
     pub shutdown: CancellationToken,
-    by_token: HashMap<String, Caller>,
-    /// Each account's transactions, as indexes into `activity.transactions`.
-    by_account: HashMap<String, Vec<usize>>,
     faults: Mutex<Faults>,
     rng: Mutex<ChaCha8Rng>,
     api_statuses: Mutex<BTreeMap<u16, u64>>,
+    partner_answers: Mutex<PartnerCounts>,
 }
 
 /// API request counts by status, for `/sim/stats`.
@@ -51,6 +62,18 @@ pub struct ApiStats {
     pub by_status: BTreeMap<u16, u64>,
 }
 
+/// Requests to partner-program endpoints by the `is-valid-partner-token` they got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerCounts {
+    /// Answered `1`.
+    pub valid: u64,
+    /// Answered `0` although a token was sent.
+    pub invalid: u64,
+    /// No token sent (answered `0` or no header, as configured).
+    pub absent: u64,
+}
+
 impl SimState {
     pub fn new(
         activity: Activity,
@@ -59,37 +82,103 @@ impl SimState {
         faults: Faults,
         webhooks: Option<WebhookConfig>,
     ) -> Self {
-        let mut by_token = HashMap::new();
-        for account in &activity.accounts {
-            by_token.insert(
-                account.api_token.clone(),
-                Caller::Account(account.account_id.clone()),
-            );
-            by_token.insert(
-                account.no_access_token.clone(),
-                Caller::NoAccess(account.account_id.clone()),
-            );
-        }
-        let mut by_account: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, tx) in activity.transactions.iter().enumerate() {
-            by_account
-                .entry(tx.account_id.clone())
-                .or_default()
-                .push(index);
-        }
+        Self::with_payments(
+            activity,
+            seed,
+            limits,
+            faults,
+            webhooks,
+            PaymentSettings::default(),
+        )
+    }
+
+    pub fn with_payments(
+        activity: Activity,
+        seed: u64,
+        limits: RateLimits,
+        faults: Faults,
+        webhooks: Option<WebhookConfig>,
+        payments: PaymentSettings,
+    ) -> Self {
+        let ledger = Ledger::new(activity.clone(), seed);
         SimState {
             activity,
             seed,
             limiter: AccountLimiter::new(limits),
             deliveries: Arc::new(DeliveryLog::default()),
+            idempotency: Mutex::new(IdempotencyStore::new(payments.idempotency_ttl)),
+            payments,
+            ledger: RwLock::new(ledger),
+            live: LiveWebhooks::default(),
             webhooks,
             deliveries_started: AtomicBool::new(false),
+            started: watch::channel(false).0,
             shutdown: CancellationToken::new(),
-            by_token,
-            by_account,
             faults: Mutex::new(faults),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x00FA_0175)),
             api_statuses: Mutex::new(BTreeMap::new()),
+            partner_answers: Mutex::new(PartnerCounts::default()),
+        }
+    }
+
+    /// The books as they stand now (generated and run-time).
+    pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {
+        self.ledger.read().expect("lock poisoned")
+    }
+
+    pub(crate) fn ledger_mut(&self) -> RwLockWriteGuard<'_, Ledger> {
+        self.ledger.write().expect("lock poisoned")
+    }
+
+    /// Starts the task that sends run-time webhooks (they wait for
+    /// [`SimState::start_deliveries`]). Needs a Tokio runtime; only the first call
+    /// starts anything.
+    pub fn spawn_live_webhooks(self: &Arc<Self>) {
+        let Some(config) = self.webhooks.clone() else {
+            return;
+        };
+        let Some(events) = self.live.take_receiver() else {
+            return;
+        };
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            let faults = {
+                let state = Arc::clone(&state);
+                move || state.faults().webhooks
+            };
+            live::run(
+                events,
+                Arc::clone(&state.deliveries),
+                config,
+                state.started.subscribe(),
+                state.shutdown.clone(),
+                state.seed,
+                faults,
+            )
+            .await;
+        });
+    }
+
+    /// Queues a webhook for something that happened at run time (nothing without a
+    /// webhook URL).
+    pub fn announce(&self, event: LiveEvent) {
+        if self.webhooks.is_some() {
+            self.live.send(event);
+        }
+    }
+
+    /// The `cardTransaction` event for a transaction of the ledger.
+    pub fn card_transaction_event(ledger: &Ledger, tx: &Transaction) -> LiveEvent {
+        LiveEvent {
+            account_id: tx.account_id.clone(),
+            event_type: "cardTransaction",
+            transaction_id: Some(tx.transaction_id),
+            body: render::card_transaction_webhook(tx),
+            verifier_tokens: ledger
+                .activity
+                .account(&tx.account_id)
+                .map(|a| a.verifier_tokens.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -102,6 +191,7 @@ impl SimState {
         if self.deliveries_started.swap(true, Ordering::SeqCst) {
             return Ok(false);
         }
+        self.started.send_replace(true);
         let plan = plan::plan(&self.activity, &self.faults().webhooks, self.seed);
         tracing::info!(
             deliveries = plan.deliveries.len(),
@@ -126,29 +216,11 @@ impl SimState {
     }
 
     pub fn caller(&self, token: Option<&str>) -> Caller {
-        token
-            .and_then(|t| self.by_token.get(t))
-            .cloned()
-            .unwrap_or(Caller::Unknown)
-    }
-
-    /// The account's transactions Helcim would show (hidden ones left out), in id order.
-    pub fn visible_transactions<'a>(
-        &'a self,
-        account_id: &str,
-    ) -> impl Iterator<Item = &'a Transaction> + 'a {
-        let hidden = self.faults().api.hidden_transaction_ids;
-        self.by_account
-            .get(account_id)
-            .into_iter()
-            .flatten()
-            .map(|&index| &self.activity.transactions[index])
-            .filter(move |tx| !hidden.contains(&tx.transaction_id))
+        self.ledger().caller(token)
     }
 
     /// One transaction of the account, unless it is hidden.
-    pub fn visible_transaction(&self, account_id: &str, id: u64) -> Option<&Transaction> {
-        let tx = self.activity.transaction(id)?;
+    pub fn visible_transaction(&self, account_id: &str, id: u64) -> Option<Transaction> {
         let hidden = self
             .faults
             .lock()
@@ -156,7 +228,10 @@ impl SimState {
             .api
             .hidden_transaction_ids
             .contains(&id);
-        (tx.account_id == account_id && !hidden).then_some(tx)
+        if hidden {
+            return None;
+        }
+        self.ledger().transaction_of(account_id, id).cloned()
     }
 
     pub fn faults(&self) -> Faults {
@@ -185,6 +260,19 @@ impl SimState {
             .expect("lock poisoned")
             .entry(status)
             .or_default() += 1;
+    }
+
+    pub fn record_partner_answer(&self, answer: PartnerAnswer) {
+        let mut counts = self.partner_answers.lock().expect("lock poisoned");
+        match (answer.sent, answer.header) {
+            (false, _) => counts.absent += 1,
+            (true, Some(1)) => counts.valid += 1,
+            (true, _) => counts.invalid += 1,
+        }
+    }
+
+    pub fn partner_counts(&self) -> PartnerCounts {
+        *self.partner_answers.lock().expect("lock poisoned")
     }
 
     pub fn api_stats(&self) -> ApiStats {

@@ -178,3 +178,135 @@ async fn bad_fault_json_stops_the_simulator_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_binary_takes_its_payment_settings_from_flags_and_environment() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _sim = Running::start(
+        "recon-sim",
+        &[
+            "--addr",
+            &addr,
+            "--partner-token-absent",
+            "zero",
+            "--idempotency-ttl-secs",
+            "1",
+            "--terminal-delay-ms",
+            "0",
+        ],
+        &[("SIM_PARTNER_TOKENS", "partner-one, partner-two".to_string())],
+    );
+    let base = format!("http://{addr}");
+    wait_until_healthy(&format!("{base}/healthz")).await;
+    let http = reqwest::Client::new();
+    let accounts: Vec<Value> = http
+        .get(format!("{base}/sim/accounts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = accounts[0]["apiToken"].as_str().unwrap();
+    let body = serde_json::json!({
+        "ipAddress": "10.0.0.1", "currency": "CAD", "amount": "3.00",
+        "cardData": {"cardNumber": "4124939999999990", "cardExpiry": "0130", "cardCVV": "100"}
+    });
+    let pay = |key: &'static str, partner: Option<&'static str>| {
+        let mut request = http
+            .post(format!("{base}/v2/payment/purchase"))
+            .header("api-token", token)
+            .header("idempotency-key", key)
+            .json(&body);
+        if let Some(partner) = partner {
+            request = request.header("partner-token", partner);
+        }
+        request.send()
+    };
+    let answered = |response: &reqwest::Response| {
+        let header = response.headers().get("is-valid-partner-token");
+        (
+            response.status().as_u16(),
+            header.map(|v| v.to_str().unwrap().to_string()),
+        )
+    };
+    let first = pay("binary-test-key-000000000001", Some("partner-two"))
+        .await
+        .unwrap();
+    assert_eq!(answered(&first), (200, Some("1".into())));
+    let test_token = pay("binary-test-key-000000000002", Some("f29104118c0d65"))
+        .await
+        .unwrap();
+    assert_eq!(
+        answered(&test_token),
+        (200, Some("0".into())),
+        "the configured list replaces the default"
+    );
+    let none = pay("binary-test-key-000000000003", None).await.unwrap();
+    assert_eq!(answered(&none), (200, Some("0".into())));
+    // The key is forgotten after a second: the same key with another body is new.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let body = serde_json::json!({"ipAddress": "10.0.0.1", "currency": "CAD", "amount": "4.00",
+        "cardData": {"cardNumber": "4124939999999990", "cardExpiry": "0130", "cardCVV": "100"}});
+    let again = http
+        .post(format!("{base}/v2/payment/purchase"))
+        .header("api-token", token)
+        .header("idempotency-key", "binary-test-key-000000000001")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+
+    // With no terminal delay, a Smart Terminal request waits for the control call.
+    let devices: Vec<Value> = http
+        .get(format!("{base}/v2/devices"))
+        .header("api-token", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = devices.iter().find(|d| d["status"] == "LISTENING").unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sent = http
+        .post(format!("{base}/v2/devices/{code}/payment/purchase"))
+        .header("api-token", token)
+        .json(&serde_json::json!({"currency": "CAD", "transactionAmount": 2, "invoiceNumber": "BIN-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats: Value = http
+        .get(format!("{base}/sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["runTimeTransactions"], 4, "{stats}");
+    let done = http
+        .post(format!("{base}/sim/devices/{code}/complete"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let stats: Value = http
+        .get(format!("{base}/sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["runTimeTransactions"], 5);
+    assert_eq!(
+        stats["partnerTokens"],
+        serde_json::json!({"valid": 1, "invalid": 1, "absent": 3})
+    );
+}

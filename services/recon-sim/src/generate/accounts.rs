@@ -122,7 +122,7 @@ impl AccountProfile {
 }
 
 /// Upper-case letters and digits, as Helcim's codes and tokens look.
-pub(super) fn code(rng: &mut ChaCha8Rng, len: usize) -> String {
+pub(crate) fn code(rng: &mut ChaCha8Rng, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789";
     (0..len)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
@@ -130,7 +130,7 @@ pub(super) fn code(rng: &mut ChaCha8Rng, len: usize) -> String {
 }
 
 /// A Standard Webhooks verifier token: base64 of 32 random bytes.
-fn verifier_token(rng: &mut ChaCha8Rng) -> String {
+pub(crate) fn verifier_token(rng: &mut ChaCha8Rng) -> String {
     let mut key = [0_u8; 32];
     rng.fill(&mut key);
     STANDARD.encode(key)

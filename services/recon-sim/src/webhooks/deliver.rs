@@ -83,6 +83,26 @@ pub struct DeliverySummary {
     pub gave_up: usize,
     pub pending: usize,
     pub probes_sent: usize,
+    /// Events made at run time (payments, checkouts, terminals, connected accounts),
+    /// sent as they happen once deliveries have started.
+    pub live: usize,
+}
+
+impl DeliveryRecord {
+    fn pending(d: &PlannedDelivery) -> Self {
+        DeliveryRecord {
+            webhook_id: d.webhook_id.clone(),
+            account_id: d.account_id.clone(),
+            event_type: d.event_type,
+            transaction_id: d.transaction_id,
+            duplicate: d.duplicate,
+            attempts: 0,
+            delivered: false,
+            gave_up: false,
+            last_status: None,
+            last_error: None,
+        }
+    }
 }
 
 /// What has been sent so far.
@@ -130,29 +150,40 @@ impl DeliveryLog {
         let _ = finished.wait_for(|done| *done).await;
     }
 
-    fn begin(&self, plan: &Plan) {
-        *self.records.lock().expect("lock poisoned") = plan
-            .deliveries
-            .iter()
-            .map(|d| DeliveryRecord {
-                webhook_id: d.webhook_id.clone(),
-                account_id: d.account_id.clone(),
-                event_type: d.event_type,
-                transaction_id: d.transaction_id,
-                duplicate: d.duplicate,
-                attempts: 0,
-                delivered: false,
-                gave_up: false,
-                last_status: None,
-                last_error: None,
-            })
-            .collect();
-        *self.dropped.lock().expect("lock poisoned") = plan.dropped.clone();
+    /// Adds the plan's deliveries; returns the index of the first one's record.
+    fn begin(&self, plan: &Plan) -> usize {
+        let offset = {
+            let mut records = self.records.lock().expect("lock poisoned");
+            let offset = records.len();
+            records.extend(plan.deliveries.iter().map(DeliveryRecord::pending));
+            offset
+        };
+        self.dropped
+            .lock()
+            .expect("lock poisoned")
+            .extend(plan.dropped.iter().cloned());
         let mut summary = self.summary.lock().expect("lock poisoned");
         summary.started = true;
         summary.planned = plan.deliveries.len();
-        summary.dropped = plan.dropped.len();
-        summary.duplicates = plan.deliveries.iter().filter(|d| d.duplicate).count();
+        summary.dropped += plan.dropped.len();
+        summary.duplicates += plan.deliveries.iter().filter(|d| d.duplicate).count();
+        offset
+    }
+
+    /// Adds one run-time delivery; returns the index of its record.
+    pub(super) fn push_live(&self, delivery: &PlannedDelivery) -> usize {
+        let mut records = self.records.lock().expect("lock poisoned");
+        records.push(DeliveryRecord::pending(delivery));
+        let mut summary = self.summary.lock().expect("lock poisoned");
+        summary.live += 1;
+        summary.duplicates += usize::from(delivery.duplicate);
+        records.len() - 1
+    }
+
+    /// Notes a run-time event the webhook faults dropped.
+    pub(super) fn push_dropped(&self, delivery: PlannedDelivery) {
+        self.dropped.lock().expect("lock poisoned").push(delivery);
+        self.summary.lock().expect("lock poisoned").dropped += 1;
     }
 
     fn record(&self, index: usize, outcome: Result<u16, String>, last_attempt: bool) {
@@ -181,11 +212,8 @@ pub async fn run(
     config: WebhookConfig,
     cancel: CancellationToken,
 ) {
-    log.begin(&plan);
-    let client = reqwest::Client::builder()
-        .timeout(config.timeout)
-        .build()
-        .expect("a plain HTTP client builds");
+    let offset = log.begin(&plan);
+    let client = http_client(&config);
     let tokens: Arc<HashMap<String, Vec<String>>> = Arc::new(
         accounts
             .iter()
@@ -228,7 +256,7 @@ pub async fn run(
             config: config.clone(),
             cancel: cancel.clone(),
         };
-        tasks.spawn(attempt.deliver(index, delivery, permit));
+        tasks.spawn(attempt.deliver(offset + index, delivery, Some(permit)));
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
@@ -236,23 +264,41 @@ pub async fn run(
     log.finished.send_replace(true);
 }
 
-struct Attempt {
-    client: reqwest::Client,
-    log: Arc<DeliveryLog>,
-    tokens: Arc<HashMap<String, Vec<String>>>,
-    slots: Arc<Semaphore>,
-    config: WebhookConfig,
-    cancel: CancellationToken,
+pub(super) fn http_client(config: &WebhookConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(config.timeout)
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// Delivers one event, retrying, and notes each attempt in the log.
+pub(super) struct Attempt {
+    pub client: reqwest::Client,
+    pub log: Arc<DeliveryLog>,
+    /// Verifier tokens by account.
+    pub tokens: Arc<HashMap<String, Vec<String>>>,
+    pub slots: Arc<Semaphore>,
+    pub config: WebhookConfig,
+    pub cancel: CancellationToken,
 }
 
 impl Attempt {
-    async fn deliver(
+    /// Delivers `delivery` (record `index`), holding back `delay_ms` first without
+    /// occupying a slot; `first` is a slot already taken, if any.
+    pub(super) async fn deliver(
         self,
         index: usize,
         delivery: PlannedDelivery,
-        first: tokio::sync::OwnedSemaphorePermit,
+        first: Option<tokio::sync::OwnedSemaphorePermit>,
     ) {
-        let mut permit = Some(first);
+        let mut permit = first;
+        if delivery.delay_ms > 0 {
+            permit = None;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(delivery.delay_ms)) => {}
+                _ = self.cancel.cancelled() => return,
+            }
+        }
         for attempt in 1..=self.config.max_attempts.max(1) {
             let slot = match permit.take() {
                 Some(slot) => slot,

@@ -128,12 +128,8 @@ fn event(
     transaction_id: Option<u64>,
     body: String,
 ) -> PlannedDelivery {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let suffix: String = (0..24)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
     PlannedDelivery {
-        webhook_id: format!("msg_{suffix}"),
+        webhook_id: webhook_id(rng),
         account_id: account_id.to_string(),
         event_type,
         transaction_id,
@@ -141,6 +137,15 @@ fn event(
         duplicate: false,
         delay_ms: 0,
     }
+}
+
+/// A fresh `webhook-id`: `msg_` and 24 letters or digits.
+pub(super) fn webhook_id(rng: &mut ChaCha8Rng) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let suffix: String = (0..24)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("msg_{suffix}")
 }
 
 #[cfg(test)]

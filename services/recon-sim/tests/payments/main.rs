@@ -1,0 +1,11 @@
+//! The simulator's payment-making side over real HTTP: the Payment API, idempotency
+//! keys, partner tokens, HelcimPay.js, Smart Terminals, the Recurring API, and the
+//! control calls, with webhooks caught by a small receiver.
+
+mod checkout_and_terminal;
+mod control_calls;
+mod harness;
+mod idempotency;
+mod partner_tokens;
+mod payment_api;
+mod recurring;
