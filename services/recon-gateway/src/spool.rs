@@ -306,8 +306,17 @@ impl Spool {
         }
     }
 
+    /// Finishes the active segment now (a graceful stop, once everything is committed,
+    /// so the writer deletes it and the next start has nothing to replay).
+    pub fn finish_active(&self) {
+        let mut active = lock(&self.active);
+        self.finish_segment(&mut active);
+        drop(active);
+        self.arrived.notify_one();
+    }
+
     /// The segment ids on disk, oldest first.
-    pub(crate) fn segments(&self) -> std::io::Result<Vec<u64>> {
+    pub fn segments(&self) -> std::io::Result<Vec<u64>> {
         segments(&self.config.dir)
     }
 

@@ -195,6 +195,14 @@ impl Application {
         });
         let result = self.server.await.context("the HTTP server failed");
         let drained = writer::wait_until_drained(&self.spool, self.drain_timeout).await;
+        if drained {
+            // Let the writer delete the last segment, so the next start replays nothing.
+            self.spool.finish_active();
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while self.spool.segments().is_ok_and(|s| !s.is_empty()) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         self.background.cancel();
         let _ = self.writer.await;
         let spool = Arc::clone(&self.spool);
