@@ -4,6 +4,9 @@
 mod access_and_dead_letters;
 mod binaries;
 mod faults;
+mod gateway;
+mod gateway_faults;
+mod gateway_stack;
 mod ledger;
 mod pipeline;
 mod secrets;
