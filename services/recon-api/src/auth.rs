@@ -36,6 +36,7 @@ impl Caller {
         } else {
             Err(Forbidden {
                 role: self.scope.role.as_str(),
+                capability,
             })
         }
     }
@@ -45,15 +46,27 @@ impl Caller {
 #[derive(Debug)]
 pub struct Forbidden {
     role: &'static str,
+    capability: Capability,
 }
 
 impl std::fmt::Display for Forbidden {
+    /// Names the key that would be allowed, so the caller knows what to ask for.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "a {} key may not do this; it needs an admin key",
-            self.role
-        )
+        let role = self.role;
+        match self.capability {
+            Capability::ReportReceipts => write!(
+                f,
+                "a {role} key may not report receipts; use a partner key for the account \
+                 or an admin key"
+            ),
+            Capability::ReadCardDetails => write!(
+                f,
+                "a {role} key may not read card details; it needs a finance or admin key"
+            ),
+            Capability::ReadLedger | Capability::Manage => {
+                write!(f, "a {role} key may not do this; it needs an admin key")
+            }
+        }
     }
 }
 

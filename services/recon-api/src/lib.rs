@@ -1,10 +1,12 @@
-//! `recon-api`: read-only ledger queries for finance teams and partners, behind
+//! `recon-api`: ledger queries for finance teams and partners, and the receipts
+//! partners report (`POST /v1/attribution/receipts`), behind
 //! `Authorization: Bearer <key>` with roles and per-account scopes. An account outside
 //! a key's scope answers exactly as one that does not exist (404).
 //!
 //! `/healthz`, `/readyz` and `/metrics` are served on `API_ADDR`, or only on
 //! `METRICS_ADDR` when that is set, so the public listener carries nothing but `/v1/`.
 
+pub mod attribution;
 pub mod auth;
 pub mod client_address;
 pub mod guard;
@@ -193,6 +195,10 @@ fn v1_routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/v1/accounts/{account_id}/transactions/{transaction_id}",
         web::get().to(transactions::get_one),
+    )
+    .route(
+        "/v1/attribution/receipts",
+        web::post().to(attribution::receipts::report),
     )
     .route("/v1/api-keys", web::get().to(keys::list))
     .route(

@@ -206,6 +206,19 @@ async fn metrics(state: web::Data<SimState>) -> HttpResponse {
         "# TYPE sim_webhook_failed_attempts_total counter\nsim_webhook_failed_attempts_total {}",
         webhooks.failed_attempts
     );
+    let partner = state.partner_counts();
+    text.push_str("# HELP sim_partner_token_answers_total Partner-program requests by their is-valid-partner-token answer.\n");
+    text.push_str("# TYPE sim_partner_token_answers_total counter\n");
+    for (answer, count) in [
+        ("valid", partner.valid),
+        ("invalid", partner.invalid),
+        ("absent", partner.absent),
+    ] {
+        let _ = writeln!(
+            text,
+            "sim_partner_token_answers_total{{answer=\"{answer}\"}} {count}"
+        );
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)

@@ -295,6 +295,7 @@ pub fn connect_account(
             "connectedAccountId": account.account_id,
             "apiToken": account.api_token,
             "businessName": format!("Connected Merchant {}", account.account_id),
+            "status": "APPROVED",
             "dateCreated": format_mountain(now()),
         }
     });

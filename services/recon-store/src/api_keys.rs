@@ -29,6 +29,10 @@ pub enum Capability {
     ReadCardDetails,
     /// Create, list and revoke API keys (and any other management action).
     Manage,
+    /// Report attribution evidence seen by an integration that calls Helcim directly
+    /// (`POST /v1/attribution/receipts`), for the accounts in scope. Finance keys read;
+    /// they do not assert what a partner's integration saw.
+    ReportReceipts,
 }
 
 /// What a key may do.
@@ -59,7 +63,10 @@ impl Role {
                 capability,
                 Capability::ReadLedger | Capability::ReadCardDetails
             ),
-            Role::Partner => capability == Capability::ReadLedger,
+            Role::Partner => matches!(
+                capability,
+                Capability::ReadLedger | Capability::ReportReceipts
+            ),
         }
     }
 }
@@ -294,6 +301,13 @@ pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<KeyInfo, StoreE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partners_and_admins_report_receipts_and_finance_does_not() {
+        assert!(Role::Admin.can(Capability::ReportReceipts));
+        assert!(Role::Partner.can(Capability::ReportReceipts));
+        assert!(!Role::Finance.can(Capability::ReportReceipts));
+    }
 
     #[test]
     fn only_admin_manages_and_only_partners_lack_card_details() {

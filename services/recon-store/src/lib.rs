@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod intake;
 pub mod keys;
 pub mod lookup;
+pub mod receipts;
 pub mod testing;
 
 pub use accounts::{AccountStore, AccountSummary, StoreError};

@@ -1,8 +1,12 @@
 //! recon-api over real HTTP on 127.0.0.1:0 against a fresh, migrated Postgres database
-//! per test: roles, key lifecycle, failed-attempt limits, and the operations endpoints.
+//! per test: roles, key lifecycle, failed-attempt limits, the operations endpoints, and
+//! attribution receipts.
 
 mod harness;
 mod key_lifecycle;
 mod limits;
 mod operations;
+mod receipt_refusals;
+mod receipt_support;
+mod receipts;
 mod roles;

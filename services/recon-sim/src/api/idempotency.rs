@@ -5,7 +5,8 @@
 //! (another endpoint, or another body) gets 409.
 //!
 //! Bodies compare as JSON values when both are JSON (so key order does not matter),
-//! byte for byte otherwise.
+//! byte for byte otherwise. Only a digest is kept, never the body: payment bodies hold
+//! card data.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -39,29 +40,75 @@ pub fn check_key(key: Option<&str>) -> Result<&str, String> {
     Ok(key)
 }
 
-/// What a request looked like, to tell a retry from a different request.
-#[derive(Debug, Clone)]
+/// What a request looked like, to tell a retry from a different request: the
+/// endpoint and a digest of the body (of its canonical JSON when it is JSON).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Fingerprint {
     endpoint: &'static str,
-    json: Option<serde_json::Value>,
     digest: [u8; 32],
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fingerprint")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fingerprint {
     pub fn of(endpoint: &'static str, body: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(json) => {
+                hasher.update(b"json:");
+                canonical(&json, &mut hasher);
+            }
+            Err(_) => {
+                hasher.update(b"raw:");
+                hasher.update(body);
+            }
+        }
         Fingerprint {
             endpoint,
-            json: serde_json::from_slice(body).ok(),
-            digest: Sha256::digest(body).into(),
+            digest: hasher.finalize().into(),
         }
     }
 
     fn same_request(&self, other: &Fingerprint) -> bool {
-        self.endpoint == other.endpoint
-            && match (&self.json, &other.json) {
-                (Some(a), Some(b)) => a == b,
-                _ => self.digest == other.digest,
+        self == other
+    }
+}
+
+/// Feeds `value` to the hasher with object keys sorted, so key order does not count.
+fn canonical(value: &serde_json::Value, hasher: &mut Sha256) {
+    use serde_json::Value;
+    match value {
+        Value::Object(fields) => {
+            let mut keys: Vec<&String> = fields.keys().collect();
+            keys.sort();
+            hasher.update(b"{");
+            for key in keys {
+                hasher.update(
+                    serde_json::to_string(key)
+                        .expect("a string serialises")
+                        .as_bytes(),
+                );
+                hasher.update(b":");
+                canonical(&fields[key], hasher);
+                hasher.update(b",");
             }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for item in items {
+                canonical(item, hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"]");
+        }
+        scalar => hasher.update(scalar.to_string().as_bytes()),
     }
 }
 
@@ -209,6 +256,21 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_json_compare_byte_for_byte() {
+        let nested = Fingerprint::of(
+            "payment/purchase",
+            br#"{"a":{"x":1,"y":[1,{"b":2,"c":3}]}}"#,
+        );
+        let reordered = Fingerprint::of(
+            "payment/purchase",
+            br#"{"a":{"y":[1,{"c":3,"b":2}],"x":1}}"#,
+        );
+        assert!(nested.same_request(&reordered));
+        let swapped = Fingerprint::of(
+            "payment/purchase",
+            br#"{"a":{"y":[{"c":3,"b":2},1],"x":1}}"#,
+        );
+        assert!(!nested.same_request(&swapped), "array order counts");
+        assert!(!format!("{nested:?}").contains("digest"));
         let a = Fingerprint::of("payment/purchase", b"not json");
         assert!(a.same_request(&Fingerprint::of("payment/purchase", b"not json")));
         assert!(!a.same_request(&Fingerprint::of("payment/purchase", b"not json ")));

@@ -37,15 +37,23 @@ fn decline_for_cvv(cvv: &str) -> Option<&'static str> {
     })
 }
 
-/// A JSON request body and the refusals found so far.
-#[derive(Debug)]
+/// A JSON request body and the refusals found so far. Its Debug output names the
+/// fields only: a payment body holds card data.
 pub(super) struct Body {
     fields: Map<String, Value>,
     errors: Map<String, Value>,
 }
 
-/// The card a payment names.
-#[derive(Debug)]
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .field("errors", &self.errors)
+            .finish()
+    }
+}
+
+/// The card a payment names (Debug shows which kind, no card data).
 pub(super) enum CardInput {
     Token(String),
     /// Checked and already masked; the full number goes no further.
@@ -53,6 +61,15 @@ pub(super) enum CardInput {
         card: CardOnFile,
         cvv: String,
     },
+}
+
+impl std::fmt::Debug for CardInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CardInput::Token(_) => "CardInput::Token(..)",
+            CardInput::Number { .. } => "CardInput::Number { .. }",
+        })
+    }
 }
 
 impl CardInput {
@@ -355,6 +372,11 @@ mod tests {
         };
         assert_eq!(card.token, again.token);
         assert!(!card.token.contains("9999"));
+        let shown = format!("{b:?} {:?}", CardInput::Number { card, cvv });
+        assert!(
+            !shown.contains("4124939999999990") && !shown.contains("100"),
+            "{shown}"
+        );
 
         let mut bad = body(
             json!({"cardData": {"cardNumber": "4124939999999991", "cardExpiry": "1399", "cardCVV": "1"}}),
