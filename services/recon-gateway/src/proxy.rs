@@ -206,7 +206,8 @@ pub async fn forward(
             if validity == Validity::Unexpected {
                 tracing::warn!(
                     endpoint = label,
-                    value = %String::from_utf8_lossy(&value.unwrap_or_default()[..value.map_or(0, |v| v.len().min(16))]),
+                    // Helcim's answer, not a secret; shortened in case it is junk.
+                    value = %String::from_utf8_lossy(value.map_or(&[][..], |v| &v[..v.len().min(16)])),
                     "Helcim's is-valid-partner-token is neither 1 nor 0; recorded as absent"
                 );
             }

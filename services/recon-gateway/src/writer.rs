@@ -21,6 +21,10 @@ use crate::spool::{Spool, read_lines, tail_is_torn};
 const IDLE_SEGMENT_AGE: Duration = Duration::from_secs(5);
 /// How long one batch may take in Postgres before it counts as failed (and is retried).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// After being woken by a new record, how long the writer waits for more before
+/// writing: a few records per transaction instead of one keeps Postgres's commits (and
+/// the CPU they cost next to the payment path) down, for 20 ms more before a row shows.
+const LINGER: Duration = Duration::from_millis(20);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -74,7 +78,12 @@ impl Writer {
                 };
                 if idle {
                     tokio::select! {
-                        () = self.spool.arrived.notified() => {}
+                        () = self.spool.arrived.notified() => {
+                            tokio::select! {
+                                () = tokio::time::sleep(LINGER) => {}
+                                () = stop.cancelled() => return,
+                            }
+                        }
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                         () = stop.cancelled() => return,
                     }
