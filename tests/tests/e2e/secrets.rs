@@ -230,7 +230,7 @@ async fn wait_for(db: &TestDatabase, sql: &'static str, expected: i64) {
 
 /// `table.column` for every column of every table whose value holds `token`: as text,
 /// as the bytes of a `bytea`, or as their hex.
-async fn hits_in_tables(db: &TestDatabase, token: &str) -> Vec<String> {
+pub(crate) async fn hits_in_tables(db: &TestDatabase, token: &str) -> Vec<String> {
     let columns = sqlx::query(
         "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS d
          FROM information_schema.columns WHERE table_schema = 'public'",
