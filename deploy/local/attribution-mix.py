@@ -55,7 +55,7 @@ def expect(what, status, wanted):
         sys.exit(f"[mix] {what}: answered {status}, expected {sorted(wanted)}")
 
 
-def purchase(base, api_token, amount, partner_token=None, key=None):
+def purchase(base, api_token, amount, partner_token=None, key=None, invoice=None):
     headers = {"api-token": api_token, "idempotency-key": key or str(uuid.uuid4())}
     if partner_token is not None:
         headers["partner-token"] = partner_token
@@ -64,7 +64,7 @@ def purchase(base, api_token, amount, partner_token=None, key=None):
         "currency": "CAD",
         "amount": amount,
         "cardData": TEST_CARD,
-        "invoiceNumber": f"MIX-{uuid.uuid4().hex[:10]}",
+        "invoiceNumber": invoice or f"MIX-{uuid.uuid4().hex[:10]}",
     }
     status, response_headers, parsed = call("POST", f"http://{base}/v2/payment/purchase", body, headers)
     expect(f"purchase {amount} via {base}", status, {200, 500})
@@ -88,9 +88,9 @@ def main():
     wrong = [purchase(GATEWAY, api_token, f"{20 + n}.00", partner_token="not-our-token") for n in range(3)]
     say("gateway, wrong token", len(wrong), f"(is-valid-partner-token: {sorted({w[1] for w in wrong})})")
 
-    key = str(uuid.uuid4())
-    first = purchase(GATEWAY, api_token, "31.00", key=key)
-    again = purchase(GATEWAY, api_token, "31.00", key=key)
+    key, invoice = str(uuid.uuid4()), f"MIX-R-{uuid.uuid4().hex[:8]}"
+    first = purchase(GATEWAY, api_token, "31.00", key=key, invoice=invoice)
+    again = purchase(GATEWAY, api_token, "31.00", key=key, invoice=invoice)
     if first[2] != again[2]:
         sys.exit("[mix] a retried idempotency key did not replay the first answer")
     say("gateway, retried", 2, "(one idempotency key: one piece of evidence)")

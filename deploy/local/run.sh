@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # `make run`: the whole pipeline, locally, against the simulator:
 #   recon-sim ──signed webhooks──▶ recon-receiver ──RabbitMQ──▶ recon-worker ──▶ Postgres ◀── recon-api
-#                    ▲                                              │
-#                    └──────────── Helcim API (simulated) ◀─────────┘
+#                    ▲                                              │                ▲
+#                    └──────────── Helcim API (simulated) ◀─────────┘                │ evidence
+#                    ▲                                                               │
+#   payments ────────┴──────────────────── recon-gateway (adds the partner token) ───┘
+# After the simulated history is reconciled, an attribution mix makes payments every
+# way a partner's merchants make them (deploy/local/attribution-mix.py).
 # Accounts go into Postgres (encrypted) with reconctl, as an operator would add them.
 # Prints progress and a summary, then serves until Ctrl-C. RUN_ONCE=1 stops after the
 # summary (scripts, CI). REAL_LIMITS=1 keeps Helcim's 100 calls/min per account (slow).
@@ -16,7 +20,7 @@ if [ -z "${BIN:-}" ]; then
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
   BIN=$target_dir/debug
 fi
-for exe in reconctl recon-sim recon-receiver recon-worker recon-api; do
+for exe in reconctl recon-sim recon-receiver recon-worker recon-api recon-gateway; do
   [ -x "$BIN/$exe" ] || { printf '[run] %s is missing: build first (make build), or set BIN\n' "$BIN/$exe" >&2; exit 1; }
 done
 STATE=.local
@@ -24,6 +28,10 @@ SIM_ADDR=${SIM_ADDR:-127.0.0.1:8070}
 RECEIVER_ADDR=${RECEIVER_ADDR:-127.0.0.1:8080}
 WORKER_ADDR=${WORKER_ADDR:-127.0.0.1:8081}
 API_ADDR=${API_ADDR:-127.0.0.1:8082}
+GATEWAY_ADDR=${GATEWAY_ADDR:-127.0.0.1:8083}
+# Helcim's published test partner token: the simulator answers is-valid-partner-token: 1
+# for it (and 0 for any other).
+PARTNER_TOKEN=f29104118c0d65
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export AMQP_PREFIX=${AMQP_PREFIX:-helcim-recon-local}
 export LOG_FORMAT=${LOG_FORMAT:-pretty}
@@ -98,24 +106,49 @@ WORKER_ADDR=$WORKER_ADDR HELCIM_API_BASE_URL="http://$SIM_ADDR/v2" HELCIM_LIMITS
 pids+=($!)
 API_ADDR=$API_ADDR "$BIN/recon-api" >"$STATE/api.log" 2>&1 &
 pids+=($!)
+say "starting recon-gateway on $GATEWAY_ADDR (log: $STATE/gateway.log)"
+GATEWAY_ADDR=$GATEWAY_ADDR HELCIM_API_BASE_URL="http://$SIM_ADDR/v2" HELCIM_PARTNER_TOKEN=$PARTNER_TOKEN \
+  GATEWAY_SPOOL_DIR="$STATE/gateway-spool" "$BIN/recon-gateway" >"$STATE/gateway.log" 2>&1 &
+pids+=($!)
 wait_http "http://$RECEIVER_ADDR/readyz" recon-receiver "$STATE/receiver.log"
 wait_http "http://$WORKER_ADDR/readyz" recon-worker "$STATE/worker.log"
 wait_http "http://$API_ADDR/readyz" recon-api "$STATE/api.log"
+wait_http "http://$GATEWAY_ADDR/readyz" recon-gateway "$STATE/gateway.log"
 
 curl -fsS -X POST "http://$SIM_ADDR/sim/deliveries/start" >/dev/null
 say "webhooks are flowing: simulator → receiver → RabbitMQ → worker → Postgres"
 ledger() { psql "$DATABASE_URL" -Atc "$1" 2>/dev/null || echo "?"; }
-while :; do
-  stats=$(curl -fsS "http://$SIM_ADDR/sim/stats")
-  delivered=$(echo "$stats" | json '"%d/%d" % (d["webhooks"]["delivered"], d["webhooks"]["planned"])')
-  finished=$(echo "$stats" | json 'd["webhooks"]["finished"]')
-  waiting=$(RUST_LOG=warn "$BIN/reconctl" queues | awk '!/\.dead/ {s += $2} END {print s + 0}')
-  reconciled=$(ledger "SELECT count(*) FROM card_transactions WHERE reconciliation_status <> 'pending'")
-  printf '\r[run] webhooks delivered %s, queued %s, transactions reconciled %s   ' "$delivered" "$waiting" "$reconciled" >&2
-  [ "$finished" = True ] && [ "$waiting" = 0 ] && break
-  sleep 1
-done
-printf '\n' >&2
+# Waits until the simulator has nothing left to deliver and the queues are empty.
+drain() {
+  while :; do
+    stats=$(curl -fsS "http://$SIM_ADDR/sim/stats")
+    delivered=$(echo "$stats" | json '"%d/%d" % (d["webhooks"]["delivered"], d["webhooks"]["planned"] + d["webhooks"]["live"])')
+    pending=$(echo "$stats" | json 'd["webhooks"]["pending"]')
+    finished=$(echo "$stats" | json 'd["webhooks"]["finished"]')
+    waiting=$(RUST_LOG=warn "$BIN/reconctl" queues | awk '!/\.dead/ {s += $2} END {print s + 0}')
+    reconciled=$(ledger "SELECT count(*) FROM card_transactions WHERE reconciliation_status <> 'pending'")
+    printf '\r[run] webhooks delivered %s, queued %s, transactions reconciled %s   ' "$delivered" "$waiting" "$reconciled" >&2
+    [ "$finished" = True ] && [ "$pending" = 0 ] && [ "$waiting" = 0 ] && break
+    sleep 1
+  done
+  printf '\n' >&2
+}
+drain
+
+# The attribution mix: payments through the gateway, direct with receipts, direct
+# without any, a Smart Terminal, a HelcimPay.js checkout and Helcim's own tools; then
+# a referred merchant registering (a connectedAccount webhook).
+say "attribution mix: payments every way a partner's merchants make them"
+admin_key=$(RUST_LOG=warn "$BIN/reconctl" api-keys create --role admin | tail -n 1)
+mix_started=$(ledger "SELECT now()")
+python3 deploy/local/attribution-mix.py "$SIM_ADDR" "$GATEWAY_ADDR" "$API_ADDR" "$admin_key" \
+  "$STATE/sim-accounts.json" "$PARTNER_TOKEN"
+referrer=$(head -n 1 "$STATE/sim-accounts.tsv" | cut -f 1)
+connected=$(curl -fsS -X POST -H 'content-type: application/json' -d '{}' \
+  "http://$SIM_ADDR/sim/accounts/$referrer/connected-accounts" | json 'd["accountId"]')
+say "a merchant referred by $referrer registered at Helcim (simulator id $connected); waiting for its webhook"
+sleep 2 # the terminal's outcome and the connectedAccount event are sent asynchronously
+drain
 
 key=$(RUST_LOG=warn "$BIN/reconctl" api-keys create --role finance | tail -n 1)
 sample=$(ledger "SELECT account_id || '/transactions/' || transaction_id FROM card_transactions WHERE reconciliation_status = 'matched' ORDER BY transaction_id LIMIT 1")
@@ -128,13 +161,28 @@ cat >&2 <<MSG
   webhook deliveries       $(ledger "SELECT count(*) FROM webhook_deliveries") recorded ($(ledger "SELECT count(*) FROM webhook_deliveries WHERE attempts > 1") seen more than once)
   dead letters             $(RUST_LOG=warn "$BIN/reconctl" dlq list | sed -n "1{s/ from position 0//;p}")
 
+  attribution evidence the mix left (docs/gateway.md, docs/api.md)
+$(ledger "SELECT format('    %-62s %s', kind, n) FROM (
+            SELECT CASE
+                     WHEN source = 'receipt' THEN 'receipts (direct to Helcim)'
+                     WHEN partner_token_added THEN 'gateway, partner token added'
+                     WHEN partner_token_sent THEN 'gateway, client''s token kept'
+                     ELSE 'gateway, no partner token' END
+                   || ', is-valid-partner-token ' || coalesce(is_valid_partner_token::text, 'absent') AS kind,
+                   count(*) AS n
+            FROM attribution_evidence WHERE observed_at >= '$mix_started' GROUP BY 1 ORDER BY 1) k")
+    by endpoint: $(ledger "SELECT string_agg(endpoint || ' ' || n, ', ' ORDER BY endpoint) FROM (SELECT endpoint, count(*) n FROM attribution_evidence WHERE observed_at >= '$mix_started' GROUP BY 1) e")
+    ledger transactions with no evidence at all: $(ledger "SELECT count(*) FROM card_transactions t WHERE NOT EXISTS (SELECT 1 FROM attribution_evidence e WHERE e.account_id = t.account_id AND (e.transaction_id = t.transaction_id OR e.invoice_number = t.invoice_number))") (the simulated history, direct payments nobody reported, Helcim's own tools)
+  connected accounts       $(RUST_LOG=warn "$BIN/reconctl" accounts list | awk -F '\t' '$6 != "-" && NR > 1 && /^connected/ {printf "%s (referred by %s) ", $1, $6}')
+
   Query the ledger with the finance key just created:
     curl -H "Authorization: Bearer $key" \\
          http://$API_ADDR/v1/accounts/$sample
 
   simulator http://$SIM_ADDR (/sim/truth, /sim/stats) · receiver http://$RECEIVER_ADDR · worker http://$WORKER_ADDR/metrics
+  gateway   http://$GATEWAY_ADDR/v2/... (point an integration here instead of Helcim)
   database  ${DATABASE_URL#*@}
-  logs      $STATE/{sim,receiver,worker,api}.log
+  logs      $STATE/{sim,receiver,worker,api,gateway}.log
 MSG
 
 if [ "${RUN_ONCE:-0}" = 1 ]; then
