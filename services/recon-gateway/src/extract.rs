@@ -118,8 +118,12 @@ fn text_of(value: &Value) -> Option<String> {
     }
 }
 
+/// An identifier as text, when it is one Postgres can hold: a NUL (valid JSON as
+/// `\u0000`) would make Postgres refuse the whole record, and with it the evidence of
+/// the payment, so such a value is dropped and the rest of the record kept.
 fn reference(value: &Value) -> Option<String> {
-    text_of(value).filter(|s| !s.is_empty() && s.chars().count() <= MAX_REFERENCE_LEN)
+    text_of(value)
+        .filter(|s| !s.is_empty() && s.chars().count() <= MAX_REFERENCE_LEN && !s.contains('\0'))
 }
 
 /// Exact minor units: through recon-money for the currencies Helcim processes, and as
@@ -197,6 +201,21 @@ mod tests {
         assert_eq!(
             request_fields("payment/purchase", long.as_bytes()).customer_code,
             None
+        );
+    }
+
+    #[test]
+    fn a_reference_postgres_cannot_hold_is_dropped_and_the_rest_kept() {
+        let body = br#"{"invoiceNumber":"INV\u00001","customerCode":"C\u0000","amount":"5.00","currency":"CAD"}"#;
+        let fields = request_fields("payment/purchase", body);
+        assert_eq!(
+            fields,
+            RequestFields {
+                invoice_number: None,
+                customer_code: None,
+                amount_minor: Some(500),
+                currency: Some("CAD".into()),
+            }
         );
     }
 

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod ops;
 pub mod proxy;
 pub mod record;
+pub mod rejected;
 pub mod spool;
 pub mod startup;
 pub mod writer;

@@ -31,6 +31,9 @@ pub const SPOOL_UNREADABLE: &str = "gateway_spool_unreadable_total";
 pub const EVIDENCE_COMMITTED: &str = "gateway_evidence_committed_total";
 /// Failed batch writes to Postgres (retried).
 pub const EVIDENCE_WRITE_FAILURES: &str = "gateway_evidence_write_failures_total";
+/// Records Postgres refused for what they hold, set aside in `rejected.jsonl` in the
+/// spool directory (alert on any).
+pub const EVIDENCE_REJECTED: &str = "gateway_evidence_rejected_total";
 pub const EVIDENCE_WRITE_SECONDS: &str = "gateway_evidence_write_seconds";
 /// Accounts known by API-token fingerprint (set on every refresh).
 pub const ACCOUNTS: &str = "gateway_accounts";

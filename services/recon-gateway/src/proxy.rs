@@ -51,6 +51,13 @@ pub fn upstream_client() -> reqwest::Client {
         .expect("a client with these settings builds")
 }
 
+/// The path of `url` (as sent) under `base_url`, or `None` when it is not under it.
+pub fn sent_path<'a>(url: &'a str, base_url: &str) -> Option<&'a str> {
+    let rest = url.strip_prefix(base_url)?;
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    (path.is_empty() || path.starts_with('/')).then_some(path)
+}
+
 /// The path under `/v2` (`/payment/purchase`), or `None` for any other path.
 pub fn upstream_path(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/v2")?;
@@ -78,16 +85,6 @@ pub async fn forward(
              /v2/payment/purchase); its own endpoints are /healthz, /readyz and /metrics",
         );
     };
-    let payment = endpoint::classify(req.method().as_str(), rest);
-    let label = payment.unwrap_or(endpoint::OTHER);
-    let body = match read_body(payload, gateway.max_body_bytes).await {
-        Ok(body) => body,
-        Err(response) => {
-            ::metrics::counter!(metrics::REQUESTS, "endpoint" => label, "outcome" => "too_large")
-                .increment(1);
-            return response;
-        }
-    };
     let mut url = format!("{}{rest}", gateway.base_url);
     if let Some(query) = req.uri().query() {
         url.push('?');
@@ -99,6 +96,26 @@ pub async fn forward(
             "bad_path",
             "the path and query do not form a URL under HELCIM_API_BASE_URL",
         );
+    };
+    // Classified as sent: the URL parser resolves dot segments (`/payment/x/../purchase`
+    // is sent as `/payment/purchase`), and a payment must not go out without evidence.
+    let Some(sent) = sent_path(url.as_str(), &gateway.base_url) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the path leaves /v2/ once its dot segments (`..`) are resolved; recon-gateway \
+             forwards only paths under /v2/ to Helcim's API",
+        );
+    };
+    let payment = endpoint::classify(req.method().as_str(), sent);
+    let label = payment.unwrap_or(endpoint::OTHER);
+    let body = match read_body(payload, gateway.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => {
+            ::metrics::counter!(metrics::REQUESTS, "endpoint" => label, "outcome" => "too_large")
+                .increment(1);
+            return response;
+        }
     };
     let Ok(method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
         return error(
@@ -418,6 +435,35 @@ mod tests {
         assert_eq!(upstream_path("/v2x/payment"), None);
         assert_eq!(upstream_path("/v1/payment"), None);
         assert_eq!(upstream_path("/healthz"), None);
+    }
+
+    #[test]
+    fn a_payment_is_classified_by_the_path_sent_once_dot_segments_are_resolved() {
+        let base = "https://api.helcim.com/v2";
+        let sent = |rest: &str| {
+            let url = reqwest::Url::parse(&format!("{base}{rest}")).unwrap();
+            sent_path(url.as_str(), base).map(str::to_string)
+        };
+        assert_eq!(
+            sent("/payment/purchase?x=1").as_deref(),
+            Some("/payment/purchase")
+        );
+        assert_eq!(
+            sent("/payment/x/../purchase").as_deref(),
+            Some("/payment/purchase")
+        );
+        assert_eq!(
+            sent("/payment/x/%2e%2E/purchase").as_deref(),
+            Some("/payment/purchase")
+        );
+        assert_eq!(
+            sent("/./payment/./refund").as_deref(),
+            Some("/payment/refund")
+        );
+        assert_eq!(sent("").as_deref(), Some(""));
+        assert_eq!(sent("?a=b").as_deref(), Some(""));
+        assert_eq!(sent("/../admin"), None, "out of /v2");
+        assert_eq!(sent("/%2e%2e/v2x/payment/purchase"), None);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use recon_store::evidence::{Evidence, EvidenceStore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
 use crate::spool::{Spool, read_lines, tail_is_torn};
+use crate::{metrics, rejected};
 
 /// An active segment whose records are all committed is finished (and deleted) once
 /// this old, so an idle gateway keeps no committed records on disk for long.
@@ -138,11 +138,64 @@ impl Writer {
         Ok(false)
     }
 
+    /// Writes `records`; when Postgres refuses the batch for what a record holds, writes
+    /// them one at a time and sets aside each one it refuses ([`crate::rejected`]), so
+    /// one bad record cannot hold back the rest. Any other failure is returned (and
+    /// the batch retried).
     async fn record(&self, records: &[Evidence]) -> anyhow::Result<()> {
+        match self.write(records).await {
+            Ok(()) => Ok(()),
+            Err(Failed::Retry(error)) => Err(error),
+            Err(Failed::Refused(_)) => {
+                for record in records {
+                    match self.write(std::slice::from_ref(record)).await {
+                        Ok(()) => {}
+                        Err(Failed::Retry(error)) => return Err(error),
+                        Err(Failed::Refused(refusal)) => self.set_aside(record, &refusal)?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn set_aside(&self, record: &Evidence, refusal: &rejected::Refusal) -> anyhow::Result<()> {
+        let dir = self.spool.dir();
+        rejected::set_aside(dir, record, refusal).map_err(|error| {
+            anyhow::anyhow!(
+                "a record Postgres refuses ({}) could not be set aside in {}: {error}",
+                refusal.sqlstate,
+                dir.join(rejected::FILE).display()
+            )
+        })?;
+        ::metrics::counter!(metrics::EVIDENCE_REJECTED).increment(1);
+        tracing::error!(
+            dedupe_key = %record.dedupe_key,
+            sqlstate = %refusal.sqlstate,
+            reason = %refusal.reason,
+            file = %dir.join(rejected::FILE).display(),
+            "EVIDENCE SET ASIDE: Postgres refuses this record for what it holds; it is kept \
+             in the file named, to be corrected and inserted by hand, and the writer goes on"
+        );
+        Ok(())
+    }
+
+    async fn write(&self, records: &[Evidence]) -> Result<(), Failed> {
         let started = Instant::now();
-        let recorded = tokio::time::timeout(WRITE_TIMEOUT, self.store.record(records))
-            .await
-            .map_err(|_| anyhow::anyhow!("Postgres did not commit within {WRITE_TIMEOUT:?}"))??;
+        let recorded = match tokio::time::timeout(WRITE_TIMEOUT, self.store.record(records)).await {
+            Err(_) => {
+                return Err(Failed::Retry(anyhow::anyhow!(
+                    "Postgres did not commit within {WRITE_TIMEOUT:?}"
+                )));
+            }
+            Ok(Err(error)) => {
+                return Err(match rejected::refused_for_its_data(&error) {
+                    Some(refusal) => Failed::Refused(refusal),
+                    None => Failed::Retry(error.into()),
+                });
+            }
+            Ok(Ok(recorded)) => recorded,
+        };
         ::metrics::histogram!(metrics::EVIDENCE_WRITE_SECONDS)
             .record(started.elapsed().as_secs_f64());
         ::metrics::counter!(metrics::EVIDENCE_COMMITTED).increment(records.len() as u64);
@@ -154,6 +207,14 @@ impl Writer {
         );
         Ok(())
     }
+}
+
+/// Why a write failed.
+enum Failed {
+    /// Postgres refuses what a record holds: no retry will change that.
+    Refused(rejected::Refusal),
+    /// Anything else: retried.
+    Retry(anyhow::Error),
 }
 
 /// Spool lines as records; a line that does not parse is logged (by segment and

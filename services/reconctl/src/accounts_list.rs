@@ -75,7 +75,15 @@ fn row(account: &AccountSummary, public_url: Option<&str>) -> String {
         PartnerTokenSource::FromReferrer(referrer) => format!("from {referrer}"),
         PartnerTokenSource::None => "none".to_string(),
     };
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    // Helcim's `connectedAccountId` is stored as it came, any characters: a tab or a
+    // line break in it would shift every column after it, or start a line of its own.
+    let dash = |v: &Option<String>| match v {
+        Some(v) => v
+            .chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect(),
+        None => "-".to_string(),
+    };
     [
         id.clone(),
         webhook,
@@ -136,6 +144,21 @@ mod tests {
         for line in &lines[1..3] {
             assert_eq!(line.split('\t').count(), HEADER.split('\t').count());
         }
+    }
+
+    #[test]
+    fn a_connected_account_id_with_a_tab_or_a_line_break_stays_in_its_column() {
+        let mut odd = account("connected.00112233445566778899aabbccddeeff");
+        odd.connected_account_id = Some("98\t1\nnext: x".into());
+        let out = render(&[odd], None);
+        let rows: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("connected."))
+            .collect();
+        assert_eq!(rows.len(), 1, "{out}");
+        assert_eq!(rows[0].split('\t').count(), HEADER.split('\t').count());
+        assert!(rows[0].ends_with("\t98\u{fffd}1\u{fffd}next: x"), "{out}");
+        assert!(!out.lines().any(|l| l == "next: x"));
     }
 
     #[test]

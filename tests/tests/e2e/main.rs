@@ -6,6 +6,7 @@ mod binaries;
 mod connected;
 mod faults;
 mod gateway;
+mod gateway_edges;
 mod gateway_faults;
 mod gateway_stack;
 mod ledger;
