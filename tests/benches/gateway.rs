@@ -5,14 +5,21 @@
 //! Every request is a Payment API purchase with its own idempotency key, so every
 //! request through the gateway takes the full path: account lookup, partner token
 //! added, forwarded, evidence spooled, written to Postgres in the background.
-//! Phases: the simulator directly, then through the gateway, each (1) at a fixed 200
-//! requests/s (open loop: latency from the scheduled send) and (2) at saturation
-//! (closed loop, 32 connections). "Added" is the gateway's percentile minus the
-//! direct one.
+//! Two phases, (1) a fixed 200 requests/s (open loop: latency from the scheduled send,
+//! so a late sender counts against the path) and (2) saturation (closed loop, 32
+//! connections), each in short blocks alternating between the simulator directly and
+//! through the gateway, after a warm-up that is not measured. "Added" is the gateway's
+//! percentile minus the direct one over all blocks.
+//!
+//! The gateway runs at its deployed log level (`info`: one JSON line per payment, to a
+//! file here); the simulator stands in for Helcim and logs warnings only. Everything
+//! (this load generator, the simulator, the gateway, Postgres) shares the machine's
+//! cores, so the figures include that contention, on both paths alike.
 
 // A benchmark reports on standard output, and its statistics are floating point.
 #![allow(clippy::print_stdout, clippy::float_arithmetic)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -24,9 +31,14 @@ use recon_store::testing::TestDatabase;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-const PHASE: Duration = Duration::from_secs(10);
 const FIXED_RATE: u32 = 200;
+/// 20 blocks of 1 s per path: 4,000 requests each, so the p99 is the 40th slowest.
+const FIXED_BLOCKS: usize = 20;
+const FIXED_BLOCK: Duration = Duration::from_secs(1);
 const SATURATION_CONNECTIONS: usize = 32;
+const SATURATION_BLOCKS: usize = 5;
+const SATURATION_BLOCK: Duration = Duration::from_secs(2);
+const WARM_UP: Duration = Duration::from_secs(2);
 const PARTNER_TOKEN: &str = "f29104118c0d65";
 
 fn main() -> anyhow::Result<()> {
@@ -41,9 +53,139 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run())
 }
 
-struct Target {
-    name: &'static str,
-    url: String,
+/// What every phase shares.
+struct Bench {
+    client: reqwest::Client,
+    token: String,
+    /// Numbers every purchase (its invoice number and idempotency key).
+    counter: Arc<AtomicU64>,
+    direct: String,
+    through: String,
+    gateway_url: String,
+}
+
+#[derive(Clone, Copy)]
+enum Load {
+    /// Requests per second, each sent at its scheduled time whatever came before.
+    Open(u32),
+    /// Connections, each sending its next request when the last is answered.
+    Closed(usize),
+}
+
+/// One phase's figures per path.
+struct Alternated {
+    direct: Outcome,
+    through: Outcome,
+    /// Evidence rows committed while the gateway's blocks ran.
+    rows: i64,
+    /// The most evidence records still spooled at the end of a gateway block.
+    deepest_spool: f64,
+}
+
+impl Bench {
+    /// `blocks` blocks of `length` per path, alternating direct and through the gateway
+    /// (ABBA: D G, G D, D G, ...), so a change in what else the shared cores run (other
+    /// processes on the machine, Postgres's checkpoints) weighs on both paths alike;
+    /// one long phase per path compared two different stretches of time.
+    async fn alternate(
+        &self,
+        load: Load,
+        blocks: usize,
+        length: Duration,
+        db: &TestDatabase,
+    ) -> anyhow::Result<Alternated> {
+        let mut result = Alternated {
+            direct: Outcome::default(),
+            through: Outcome::default(),
+            rows: 0,
+            deepest_spool: 0.0,
+        };
+        for block in 0..blocks {
+            let order = if block % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for through in order {
+                let url = if through { &self.through } else { &self.direct };
+                let rows_before = if through { rows(db).await? } else { 0 };
+                let outcome = match load {
+                    Load::Open(rate) => open_loop(self, url, rate, length).await,
+                    Load::Closed(connections) => closed_loop(self, url, connections, length).await,
+                };
+                if through {
+                    result.rows += rows(db).await? - rows_before;
+                    let depth = metric(&self.gateway_url, "gateway_spool_depth").await;
+                    result.deepest_spool = result.deepest_spool.max(depth);
+                    result.through = result.through.merge(outcome);
+                } else {
+                    result.direct = result.direct.merge(outcome);
+                }
+            }
+        }
+        result.direct.latencies.sort();
+        result.through.latencies.sort();
+        Ok(result)
+    }
+}
+
+/// One read of the gateway's `/metrics`: every sample by its name and labels.
+struct Scrape(HashMap<String, f64>);
+
+impl Scrape {
+    async fn read(base: &str) -> Scrape {
+        let text = match reqwest::get(format!("{base}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        Scrape(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let (key, value) = l.rsplit_once(' ')?;
+                    Some((key.to_string(), value.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// A histogram between `before` and this scrape, as "mean, p50 ≤, p99 ≤" (the
+    /// percentiles to the exporter's bucket bounds).
+    fn histogram(&self, before: &Scrape, name: &str) -> String {
+        let delta = |key: &str| {
+            self.0.get(key).copied().unwrap_or(0.0) - before.0.get(key).copied().unwrap_or(0.0)
+        };
+        let family = |suffix: &str| {
+            self.0
+                .keys()
+                .find(|k| k.starts_with(&format!("{name}_{suffix}")))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (sum, count) = (delta(&family("sum")), delta(&family("count")));
+        let mut buckets: Vec<(f64, f64)> = self
+            .0
+            .keys()
+            .filter(|k| k.starts_with(&format!("{name}_bucket")))
+            .filter_map(|k| {
+                let le = k.split("le=\"").nth(1)?.split('"').next()?;
+                Some((le.parse::<f64>().ok()?, delta(k)))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let bound = |p: f64| {
+            buckets
+                .iter()
+                .find(|(_, n)| *n >= count * p)
+                .map_or(f64::INFINITY, |(le, _)| *le)
+        };
+        format!(
+            "mean {:.3} ms, p50 ≤ {} ms, p99 ≤ {} ms",
+            sum / count * 1000.0,
+            bound(0.50) * 1000.0,
+            bound(0.99) * 1000.0
+        )
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -108,82 +250,86 @@ async fn run() -> anyhow::Result<()> {
             ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
             ("HELCIM_API_BASE_URL", format!("{sim_url}/v2")),
             ("GATEWAY_SPOOL_DIR", spool.display().to_string()),
-            ("RUST_LOG", "warn".into()),
+            // As deployed: `info` (the default) logs one line per payment.
+            ("RUST_LOG", "info".into()),
         ],
     )?;
     let gateway_url = format!("http://127.0.0.1:{gateway_port}");
     wait_ready(&format!("{gateway_url}/readyz")).await?;
     println!(
-        "gateway benchmark ({} s phases, Payment API purchases with fresh idempotency keys, simulator and Postgres on 127.0.0.1)\n",
-        PHASE.as_secs()
+        "gateway benchmark (Payment API purchases with fresh idempotency keys, simulator and Postgres on 127.0.0.1, {} cores)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(SATURATION_CONNECTIONS * 2)
         .build()?;
-    let direct = Target {
-        name: "simulator directly",
-        url: format!("{sim_url}/v2/payment/purchase"),
+    let bench = Bench {
+        client,
+        token: token.clone(),
+        counter: Arc::new(AtomicU64::new(0)),
+        direct: format!("{sim_url}/v2/payment/purchase"),
+        through: format!("{gateway_url}/v2/payment/purchase"),
+        gateway_url: gateway_url.clone(),
     };
-    let through = Target {
-        name: "through the gateway",
-        url: format!("{gateway_url}/v2/payment/purchase"),
-    };
-    let counter = Arc::new(AtomicU64::new(0));
-    // Warm up connections on both paths.
-    for target in [&direct, &through] {
-        closed_loop(&client, &token, target, &counter, 8, Duration::from_secs(2)).await;
+    // Warm up connections (and both processes' allocators and caches) on both paths;
+    // none of it is measured.
+    for url in [&bench.direct, &bench.through] {
+        closed_loop(&bench, url, 8, WARM_UP).await;
     }
 
-    let d_fixed = open_loop(&client, &token, &direct, &counter, FIXED_RATE, PHASE).await;
-    let (sum_before, count_before) = (
-        metric(&gateway_url, "gateway_added_seconds_sum").await,
-        metric(&gateway_url, "gateway_added_seconds_count").await,
-    );
-    let g_fixed = open_loop(&client, &token, &through, &counter, FIXED_RATE, PHASE).await;
-    let in_process = (metric(&gateway_url, "gateway_added_seconds_sum").await - sum_before)
-        / (metric(&gateway_url, "gateway_added_seconds_count").await - count_before);
-    println!("at a fixed {FIXED_RATE} requests/s (open loop, latency from the scheduled send):");
-    d_fixed.print(direct.name);
-    g_fixed.print(through.name);
-    added(&d_fixed, &g_fixed);
+    let before = Scrape::read(&gateway_url).await;
+    let fixed = bench
+        .alternate(Load::Open(FIXED_RATE), FIXED_BLOCKS, FIXED_BLOCK, &db)
+        .await?;
+    let after = Scrape::read(&gateway_url).await;
     println!(
-        "  of which inside the gateway process (gateway_added_seconds, mean): {:.3} ms; the rest is the extra HTTP hop",
-        in_process * 1000.0
+        "at a fixed {FIXED_RATE} requests/s (open loop, latency from the scheduled send; {FIXED_BLOCKS} blocks of {} s per path, alternating):",
+        FIXED_BLOCK.as_secs()
     );
+    fixed.direct.print("simulator directly");
+    fixed.through.print("through the gateway");
+    added(&fixed.direct, &fixed.through);
+    for (name, what) in [
+        (
+            "gateway_added_seconds",
+            "the gateway's own work (its time but Helcim's)",
+        ),
+        (
+            "gateway_spool_append_seconds",
+            "  of which building and spooling the evidence",
+        ),
+        (
+            "gateway_upstream_seconds",
+            "Helcim (the simulator) as the gateway saw it",
+        ),
+    ] {
+        println!("  {what}: {}", after.histogram(&before, name));
+    }
 
-    let d_sat = closed_loop(
-        &client,
-        &token,
-        &direct,
-        &counter,
-        SATURATION_CONNECTIONS,
-        PHASE,
-    )
-    .await;
-    let rows_before = rows(&db).await?;
-    let g_sat = closed_loop(
-        &client,
-        &token,
-        &through,
-        &counter,
-        SATURATION_CONNECTIONS,
-        PHASE,
-    )
-    .await;
-    let rows_after = rows(&db).await?;
-    let backlog_at_end = metric(&gateway_url, "gateway_spool_depth").await;
-    println!("\nat saturation ({SATURATION_CONNECTIONS} connections, closed loop):");
-    d_sat.print(direct.name);
-    g_sat.print(through.name);
-    added(&d_sat, &g_sat);
+    let saturation = bench
+        .alternate(
+            Load::Closed(SATURATION_CONNECTIONS),
+            SATURATION_BLOCKS,
+            SATURATION_BLOCK,
+            &db,
+        )
+        .await?;
     println!(
-        "  evidence rows committed to Postgres during the gateway phase: {:.0} rows/s ({} rows; {backlog_at_end:.0} still spooled at its end)",
-        (rows_after - rows_before) as f64 / g_sat.elapsed.as_secs_f64(),
-        rows_after - rows_before
+        "\nat saturation ({SATURATION_CONNECTIONS} connections, closed loop; {SATURATION_BLOCKS} blocks of {} s per path, alternating):",
+        SATURATION_BLOCK.as_secs()
+    );
+    saturation.direct.print("simulator directly");
+    saturation.through.print("through the gateway");
+    added(&saturation.direct, &saturation.through);
+    println!(
+        "  evidence rows committed to Postgres during the gateway's blocks: {:.0} rows/s ({} rows; at most {:.0} still spooled at a block's end)",
+        saturation.rows as f64 / saturation.through.elapsed.as_secs_f64(),
+        saturation.rows,
+        saturation.deepest_spool
     );
     let drain_started = Instant::now();
-    let expected = g_fixed.ok + g_sat.ok;
+    let expected = fixed.through.ok + saturation.through.ok;
     while metric(&gateway_url, "gateway_spool_depth").await > 0.0
         && drain_started.elapsed() < Duration::from_secs(60)
     {
@@ -191,7 +337,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let total = rows(&db).await?;
     println!(
-        "  spool drained {:.2} s after the phase; evidence rows in all: {total} (for at least {expected} answered purchases through the gateway)",
+        "  spool drained {:.2} s after the last block; evidence rows in all: {total} (for at least {expected} answered purchases through the gateway)",
         drain_started.elapsed().as_secs_f64()
     );
 
@@ -231,7 +377,8 @@ async fn metric(base: &str, name: &str) -> f64 {
     };
     let text = response.text().await.unwrap_or_default();
     text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        // `name value`, or `name{labels} value` (the one label set the bench produces).
+        .find(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0)
 }
@@ -253,13 +400,19 @@ impl Outcome {
         self.latencies[index]
     }
 
+    fn mean(&self) -> Duration {
+        let total: Duration = self.latencies.iter().sum();
+        total / self.latencies.len().max(1) as u32
+    }
+
     fn print(&self, name: &str) {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "  {name:<20} {:>6.0} purchases/s ({} approved, {} failed); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "  {name:<20} {:>6.0} purchases/s ({} approved, {} failed); latency mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             self.ok as f64 / self.elapsed.as_secs_f64(),
             self.ok,
             self.failed,
+            ms(self.mean()),
             ms(self.percentile(0.50)),
             ms(self.percentile(0.99)),
             ms(self.percentile(1.0))
@@ -269,6 +422,7 @@ impl Outcome {
     fn merge(mut self, other: Outcome) -> Outcome {
         self.ok += other.ok;
         self.failed += other.failed;
+        self.elapsed += other.elapsed;
         self.latencies.extend(other.latencies);
         self
     }
@@ -296,23 +450,16 @@ async fn purchase(client: &reqwest::Client, token: &str, url: &str, n: u64) -> b
     }
 }
 
-async fn closed_loop(
-    client: &reqwest::Client,
-    token: &str,
-    target: &Target,
-    counter: &Arc<AtomicU64>,
-    connections: usize,
-    length: Duration,
-) -> Outcome {
+async fn closed_loop(bench: &Bench, url: &str, connections: usize, length: Duration) -> Outcome {
     let started = Instant::now();
     let deadline = started + length;
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
             let (client, token, url, counter) = (
-                client.clone(),
-                token.to_string(),
-                target.url.clone(),
-                Arc::clone(counter),
+                bench.client.clone(),
+                bench.token.clone(),
+                url.to_string(),
+                Arc::clone(&bench.counter),
             );
             tokio::spawn(async move {
                 let mut outcome = Outcome::default();
@@ -339,21 +486,14 @@ async fn closed_loop(
     total
 }
 
-async fn open_loop(
-    client: &reqwest::Client,
-    token: &str,
-    target: &Target,
-    counter: &Arc<AtomicU64>,
-    rate: u32,
-    length: Duration,
-) -> Outcome {
+async fn open_loop(bench: &Bench, url: &str, rate: u32, length: Duration) -> Outcome {
     let started = Instant::now();
     let total_requests = (u64::from(rate) * length.as_secs()) as usize;
     let interval = Duration::from_secs(1) / rate;
     let tasks: Vec<_> = (0..total_requests)
         .map(|i| {
-            let (client, token, url) = (client.clone(), token.to_string(), target.url.clone());
-            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let (client, token, url) = (bench.client.clone(), bench.token.clone(), url.to_string());
+            let n = bench.counter.fetch_add(1, Ordering::Relaxed);
             let scheduled = started + interval * i as u32;
             tokio::spawn(async move {
                 tokio::time::sleep_until(scheduled.into()).await;

@@ -17,6 +17,9 @@ pub const PARTNER_TOKENS_ADDED: &str = "gateway_partner_tokens_added_total";
 pub const ADDED_SECONDS: &str = "gateway_added_seconds";
 /// Helcim's own time, as the gateway sees it.
 pub const UPSTREAM_SECONDS: &str = "gateway_upstream_seconds";
+/// Building a payment's evidence and appending it to the spool: the part of
+/// [`ADDED_SECONDS`] that is bookkeeping (a slow spool volume shows here first).
+pub const SPOOL_APPEND_SECONDS: &str = "gateway_spool_append_seconds";
 /// Evidence records in the spool not yet committed to Postgres.
 pub const SPOOL_DEPTH: &str = "gateway_spool_depth";
 /// Evidence records held in memory because the spool could not be written.

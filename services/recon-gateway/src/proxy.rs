@@ -265,7 +265,10 @@ pub async fn forward(
             },
             observed_at: chrono::Utc::now(),
         };
+        let spooling = Instant::now();
         gateway.spool.append(&record::evidence(&observation));
+        ::metrics::histogram!(metrics::SPOOL_APPEND_SECONDS)
+            .record(spooling.elapsed().as_secs_f64());
         if known.is_none() {
             ::metrics::counter!(metrics::UNREGISTERED, "endpoint" => endpoint).increment(1);
         }
