@@ -57,6 +57,13 @@ impl Harness {
             .await;
     }
 
+    /// The merchant's signed `cardTransaction` webhook announcing `tx`.
+    async fn merchant_transaction(&self, webhook_id: &str, ts: i64, tx: u64) {
+        let body = format!(r#"{{"id":"{tx}","type":"cardTransaction"}}"#);
+        self.post("connected-5501", MERCHANT_VERIFIER, webhook_id, ts, &body)
+            .await;
+    }
+
     async fn until(&self, what: &str, sql: &str, ready: impl Fn(i64) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = -1;
@@ -257,14 +264,7 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
         &with_verifier,
     );
     let first_tx = h.a_transaction_of(&first_token).await;
-    h.post(
-        "connected-5501",
-        MERCHANT_VERIFIER,
-        "msg_tx_1",
-        now,
-        &format!(r#"{{"id":"{first_tx}","type":"cardTransaction"}}"#),
-    )
-    .await;
+    h.merchant_transaction("msg_tx_1", now, first_tx).await;
     let reconciled = |tx: u64| {
         format!(
             "SELECT count(*) FROM card_transactions WHERE account_id = 'connected-5501' \
@@ -311,14 +311,7 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
     );
     h.until("the newer token", &replaced, |n| n == 1).await;
     let newer_tx = h.a_transaction_of(&newer_token).await;
-    h.post(
-        "connected-5501",
-        MERCHANT_VERIFIER,
-        "msg_tx_2",
-        now,
-        &format!(r#"{{"id":"{newer_tx}","type":"cardTransaction"}}"#),
-    )
-    .await;
+    h.merchant_transaction("msg_tx_2", now, newer_tx).await;
     h.until("fetched with the newer token", &reconciled(newer_tx), |n| {
         n == 1
     })

@@ -18,7 +18,7 @@ use sqlx::Row;
 use recon_common::tcp_proxy::Proxy;
 
 use crate::binaries::{Running, derived_key, free_port, metric, run_ok, wait_until_healthy};
-use crate::sim::{json, sim_accounts, start_sim};
+use crate::sim::{NO_RATE_LIMITS, json, sim_accounts, start_sim};
 
 /// The simulator's valid partner token (Helcim's test token).
 pub const VALID_PARTNER_TOKEN: &str = "f29104118c0d65";
@@ -92,21 +92,9 @@ impl GatewayStack {
             ("DATABASE_URL", db.url.clone()),
             ("RECON_MASTER_KEY", master.clone()),
         ];
+        let flags = ["--seed", "8", "--transactions-per-account", "5"];
         let sim = start_sim(
-            &[
-                "--seed",
-                "8",
-                "--transactions-per-account",
-                "5",
-                "--limit-in-flight",
-                "0",
-                "--limit-per-minute",
-                "0",
-                "--limit-per-hour",
-                "0",
-                "--terminal-delay-ms",
-                "0",
-            ],
+            &[&flags[..], &NO_RATE_LIMITS, &["--terminal-delay-ms", "0"]].concat(),
             &[("RUST_LOG", "warn".to_string())],
         )
         .await;

@@ -5,6 +5,17 @@ use serde_json::Value;
 
 use crate::binaries::{Running, free_port, wait_until_healthy};
 
+/// `recon-sim` flags that lift Helcim's per-account rate limits (for tests that send
+/// more than Helcim would allow).
+pub const NO_RATE_LIMITS: [&str; 6] = [
+    "--limit-in-flight",
+    "0",
+    "--limit-per-minute",
+    "0",
+    "--limit-per-hour",
+    "0",
+];
+
 /// A running `recon-sim` and where it listens.
 pub struct Sim {
     pub running: Running,

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::binaries::{Running, free_port, register_sim_accounts, run_ok, wait_until_healthy};
-use crate::sim::start_sim;
+use crate::sim::{NO_RATE_LIMITS, start_sim};
 
 /// Counts the transactions the worker has stored (no longer `pending`).
 pub const RECONCILED: &str =
@@ -53,28 +53,23 @@ impl Stack {
             options.seed.to_string(),
             options.transactions_per_account.to_string(),
         );
+        let flags = [
+            "--seed",
+            &seed,
+            "--transactions-per-account",
+            &per_account,
+            "--webhook-url",
+            &webhook_url,
+            "--webhook-rate",
+            "0",
+            "--webhook-retry-base-ms",
+            "200",
+            "--webhook-max-attempts",
+            "30",
+            "--hold-deliveries",
+        ];
         let sim = start_sim(
-            &[
-                "--seed",
-                &seed,
-                "--transactions-per-account",
-                &per_account,
-                "--webhook-url",
-                &webhook_url,
-                "--webhook-rate",
-                "0",
-                "--webhook-retry-base-ms",
-                "200",
-                "--webhook-max-attempts",
-                "30",
-                "--limit-in-flight",
-                "0",
-                "--limit-per-minute",
-                "0",
-                "--limit-per-hour",
-                "0",
-                "--hold-deliveries",
-            ],
+            &[&flags[..], &NO_RATE_LIMITS].concat(),
             &[
                 ("SIM_FAULTS", options.sim_faults.to_string()),
                 ("RUST_LOG", "warn".to_string()),
