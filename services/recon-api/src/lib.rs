@@ -69,9 +69,7 @@ impl Settings {
     /// Flags and environment, then DATABASE_URL from the environment (or the file
     /// DATABASE_URL_FILE names), never from a flag.
     pub fn load() -> anyhow::Result<Self> {
-        let mut settings = Settings::parse();
-        settings.read_secrets(&recon_common::secrets::ProcessEnv)?;
-        Ok(settings)
+        recon_common::secrets::load(Self::read_secrets)
     }
 
     /// Reads DATABASE_URL (required) from `env`.

@@ -65,6 +65,32 @@ fn read_file(file_var: &str, path: &Path) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(value.to_string()))
 }
 
+/// A binary's settings: flags and environment parsed into `S`, then the secrets read
+/// by `read_secrets` from the process environment (never from a flag).
+pub fn load<S: clap::Parser>(
+    read_secrets: impl FnOnce(&mut S, &dyn Env) -> anyhow::Result<()>,
+) -> anyhow::Result<S> {
+    let mut settings = S::parse();
+    read_secrets(&mut settings, &ProcessEnv)?;
+    Ok(settings)
+}
+
+/// Asserts that `binary` (settings `S`) takes none of `flags`: each is refused as an
+/// unknown argument, so a secret can never be passed where `ps` would show it.
+#[cfg(feature = "test-support")]
+pub fn assert_not_flags<S: clap::Parser>(binary: &str, flags: &[&str]) {
+    for flag in flags {
+        let Err(error) = S::try_parse_from([binary, flag, "s3cret"]) else {
+            panic!("{binary} takes {flag}");
+        };
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::UnknownArgument,
+            "{flag}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
