@@ -50,6 +50,17 @@ pub fn read(env: &dyn Env, name: &str) -> anyhow::Result<Option<SecretString>> {
     }
 }
 
+/// What to set when `DATABASE_URL` is missing, for the services that keep the ledger
+/// there (the worker, the API).
+pub const LEDGER_DATABASE_URL: &str = "set it (or DATABASE_URL_FILE) to the ledger's Postgres, \
+     e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full";
+
+/// Secret `name` from `env` (`NAME` or `NAME_FILE`), which must be set: if neither is,
+/// the error reads `NAME is not set: ` and then `missing` (what to set, and why).
+pub fn required(env: &dyn Env, name: &str, missing: &str) -> anyhow::Result<SecretString> {
+    read(env, name)?.ok_or_else(|| anyhow::anyhow!("{name} is not set: {missing}"))
+}
+
 fn read_file(file_var: &str, path: &Path) -> anyhow::Result<SecretString> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
@@ -125,6 +136,18 @@ mod tests {
         let secret = read(&env, "API_TOKEN").unwrap().unwrap();
         assert_eq!(secret.expose_secret(), "t0ken");
         assert!(read(&env, "OTHER").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_required_secret_that_is_missing_says_what_to_set() {
+        let env = env(&[("API_TOKEN", "t0ken".into())]);
+        let secret = required(&env, "API_TOKEN", "set it").unwrap();
+        assert_eq!(secret.expose_secret(), "t0ken");
+        let error = required(&env, "OTHER", "set it (or OTHER_FILE)").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "OTHER is not set: set it (or OTHER_FILE)"
+        );
     }
 
     #[test]

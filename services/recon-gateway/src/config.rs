@@ -94,13 +94,13 @@ impl Settings {
     }
 
     pub fn read_secrets(&mut self, env: &dyn recon_common::secrets::Env) -> anyhow::Result<()> {
-        use recon_common::secrets::read;
-        self.database_url = read(env, "DATABASE_URL")?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "DATABASE_URL is not set: the gateway reads the accounts and writes evidence there; \
-                 set it (or DATABASE_URL_FILE), e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full"
-            )
-        })?;
+        use recon_common::secrets::{read, required};
+        self.database_url = required(
+            env,
+            "DATABASE_URL",
+            "the gateway reads the accounts and writes evidence there; set it (or \
+             DATABASE_URL_FILE), e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full",
+        )?;
         self.partner_token = read(env, "HELCIM_PARTNER_TOKEN")?;
         Ok(())
     }

@@ -85,13 +85,8 @@ impl Settings {
 
     /// Reads the secrets from `env` (`NAME` or `NAME_FILE` each); DATABASE_URL is required.
     pub fn read_secrets(&mut self, env: &dyn recon_common::secrets::Env) -> anyhow::Result<()> {
-        use recon_common::secrets::read;
-        self.database_url = read(env, "DATABASE_URL")?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "DATABASE_URL is not set: set it (or DATABASE_URL_FILE) to the ledger's Postgres, \
-                 e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full"
-            )
-        })?;
+        use recon_common::secrets::{LEDGER_DATABASE_URL, read, required};
+        self.database_url = required(env, "DATABASE_URL", LEDGER_DATABASE_URL)?;
         self.api_token = read(env, "HELCIM_API_TOKEN")?;
         self.partner_token = read(env, "HELCIM_PARTNER_TOKEN")?;
         self.amqp.read_secrets(env)
