@@ -69,19 +69,13 @@ impl Settings {
     /// Flags and environment, then DATABASE_URL from the environment (or the file
     /// DATABASE_URL_FILE names), never from a flag.
     pub fn load() -> anyhow::Result<Self> {
-        let mut settings = Settings::parse();
-        settings.read_secrets(&recon_common::secrets::ProcessEnv)?;
-        Ok(settings)
+        recon_common::secrets::load(Self::read_secrets)
     }
 
     /// Reads DATABASE_URL (required) from `env`.
     pub fn read_secrets(&mut self, env: &dyn recon_common::secrets::Env) -> anyhow::Result<()> {
-        self.database_url = recon_common::secrets::read(env, "DATABASE_URL")?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "DATABASE_URL is not set: set it (or DATABASE_URL_FILE) to the ledger's Postgres, \
-                 e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full"
-            )
-        })?;
+        use recon_common::secrets::{LEDGER_DATABASE_URL, required};
+        self.database_url = required(env, "DATABASE_URL", LEDGER_DATABASE_URL)?;
         Ok(())
     }
 }

@@ -50,6 +50,17 @@ pub fn read(env: &dyn Env, name: &str) -> anyhow::Result<Option<SecretString>> {
     }
 }
 
+/// What to set when `DATABASE_URL` is missing, for the services that keep the ledger
+/// there (the worker, the API).
+pub const LEDGER_DATABASE_URL: &str = "set it (or DATABASE_URL_FILE) to the ledger's Postgres, \
+     e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full";
+
+/// Secret `name` from `env` (`NAME` or `NAME_FILE`), which must be set: if neither is,
+/// the error reads `NAME is not set: ` and then `missing` (what to set, and why).
+pub fn required(env: &dyn Env, name: &str, missing: &str) -> anyhow::Result<SecretString> {
+    read(env, name)?.ok_or_else(|| anyhow::anyhow!("{name} is not set: {missing}"))
+}
+
 fn read_file(file_var: &str, path: &Path) -> anyhow::Result<SecretString> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
@@ -63,6 +74,32 @@ fn read_file(file_var: &str, path: &Path) -> anyhow::Result<SecretString> {
         bail!("{file_var} names {}, which is empty", path.display());
     }
     Ok(SecretString::from(value.to_string()))
+}
+
+/// A binary's settings: flags and environment parsed into `S`, then the secrets read
+/// by `read_secrets` from the process environment (never from a flag).
+pub fn load<S: clap::Parser>(
+    read_secrets: impl FnOnce(&mut S, &dyn Env) -> anyhow::Result<()>,
+) -> anyhow::Result<S> {
+    let mut settings = S::parse();
+    read_secrets(&mut settings, &ProcessEnv)?;
+    Ok(settings)
+}
+
+/// Asserts that `binary` (settings `S`) takes none of `flags`: each is refused as an
+/// unknown argument, so a secret can never be passed where `ps` would show it.
+#[cfg(feature = "test-support")]
+pub fn assert_not_flags<S: clap::Parser>(binary: &str, flags: &[&str]) {
+    for flag in flags {
+        let Err(error) = S::try_parse_from([binary, flag, "s3cret"]) else {
+            panic!("{binary} takes {flag}");
+        };
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::UnknownArgument,
+            "{flag}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +136,18 @@ mod tests {
         let secret = read(&env, "API_TOKEN").unwrap().unwrap();
         assert_eq!(secret.expose_secret(), "t0ken");
         assert!(read(&env, "OTHER").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_required_secret_that_is_missing_says_what_to_set() {
+        let env = env(&[("API_TOKEN", "t0ken".into())]);
+        let secret = required(&env, "API_TOKEN", "set it").unwrap();
+        assert_eq!(secret.expose_secret(), "t0ken");
+        let error = required(&env, "OTHER", "set it (or OTHER_FILE)").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "OTHER is not set: set it (or OTHER_FILE)"
+        );
     }
 
     #[test]

@@ -90,19 +90,17 @@ fn duration(text: &str) -> Result<Duration, String> {
 impl Settings {
     /// Flags and environment, then the secrets from the environment.
     pub fn load() -> anyhow::Result<Self> {
-        let mut settings = Settings::parse();
-        settings.read_secrets(&recon_common::secrets::ProcessEnv)?;
-        Ok(settings)
+        recon_common::secrets::load(Self::read_secrets)
     }
 
     pub fn read_secrets(&mut self, env: &dyn recon_common::secrets::Env) -> anyhow::Result<()> {
-        use recon_common::secrets::read;
-        self.database_url = read(env, "DATABASE_URL")?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "DATABASE_URL is not set: the gateway reads the accounts and writes evidence there; \
-                 set it (or DATABASE_URL_FILE), e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full"
-            )
-        })?;
+        use recon_common::secrets::{read, required};
+        self.database_url = required(
+            env,
+            "DATABASE_URL",
+            "the gateway reads the accounts and writes evidence there; set it (or \
+             DATABASE_URL_FILE), e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full",
+        )?;
         self.partner_token = read(env, "HELCIM_PARTNER_TOKEN")?;
         Ok(())
     }
@@ -131,15 +129,14 @@ pub fn gateway_keys(cipher: SecretCipher) -> anyhow::Result<SecretCipher> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::error::ErrorKind;
     use secrecy::ExposeSecret;
 
     #[test]
     fn secrets_are_not_command_line_flags() {
-        for flag in ["--database-url", "--partner-token"] {
-            let error = Settings::try_parse_from(["recon-gateway", flag, "s3cret"]).unwrap_err();
-            assert_eq!(error.kind(), ErrorKind::UnknownArgument, "{flag}");
-        }
+        recon_common::secrets::assert_not_flags::<Settings>(
+            "recon-gateway",
+            &["--database-url", "--partner-token"],
+        );
     }
 
     #[test]

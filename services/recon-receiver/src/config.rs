@@ -77,9 +77,7 @@ const SECRETS_HELP: &str = "Secrets, from the environment only (or from the file
 impl Settings {
     /// Flags and environment, then the secrets from the environment.
     pub fn load() -> anyhow::Result<Self> {
-        let mut settings = Settings::parse();
-        settings.read_secrets(&recon_common::secrets::ProcessEnv)?;
-        Ok(settings)
+        recon_common::secrets::load(Self::read_secrets)
     }
 
     /// Reads the secrets from `env` (`NAME` or `NAME_FILE` each).
@@ -154,14 +152,13 @@ pub fn verifier_keys_only(cipher: SecretCipher) -> anyhow::Result<SecretCipher> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::error::ErrorKind;
 
     #[test]
     fn secrets_are_not_command_line_flags() {
-        for flag in ["--verifier-token", "--database-url", "--amqp-url"] {
-            let error = Settings::try_parse_from(["recon-receiver", flag, "s3cret"]).unwrap_err();
-            assert_eq!(error.kind(), ErrorKind::UnknownArgument, "{flag}");
-        }
+        recon_common::secrets::assert_not_flags::<Settings>(
+            "recon-receiver",
+            &["--verifier-token", "--database-url", "--amqp-url"],
+        );
     }
 
     #[test]

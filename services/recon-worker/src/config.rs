@@ -80,20 +80,13 @@ const SECRETS_HELP: &str = "Secrets, from the environment only (or from the file
 impl Settings {
     /// Flags and environment, then the secrets from the environment.
     pub fn load() -> anyhow::Result<Self> {
-        let mut settings = Settings::parse();
-        settings.read_secrets(&recon_common::secrets::ProcessEnv)?;
-        Ok(settings)
+        recon_common::secrets::load(Self::read_secrets)
     }
 
     /// Reads the secrets from `env` (`NAME` or `NAME_FILE` each); DATABASE_URL is required.
     pub fn read_secrets(&mut self, env: &dyn recon_common::secrets::Env) -> anyhow::Result<()> {
-        use recon_common::secrets::read;
-        self.database_url = read(env, "DATABASE_URL")?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "DATABASE_URL is not set: set it (or DATABASE_URL_FILE) to the ledger's Postgres, \
-                 e.g. postgres://USER:PASSWORD@HOST:5432/helcim_recon?sslmode=verify-full"
-            )
-        })?;
+        use recon_common::secrets::{LEDGER_DATABASE_URL, read, required};
+        self.database_url = required(env, "DATABASE_URL", LEDGER_DATABASE_URL)?;
         self.api_token = read(env, "HELCIM_API_TOKEN")?;
         self.partner_token = read(env, "HELCIM_PARTNER_TOKEN")?;
         self.amqp.read_secrets(env)
@@ -111,7 +104,6 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::error::ErrorKind;
 
     #[test]
     fn connected_accounts_are_registered_unless_switched_off() {
@@ -124,15 +116,15 @@ mod tests {
 
     #[test]
     fn secrets_are_not_command_line_flags() {
-        for flag in [
-            "--database-url",
-            "--api-token",
-            "--partner-token",
-            "--amqp-url",
-        ] {
-            let error = Settings::try_parse_from(["recon-worker", flag, "s3cret"]).unwrap_err();
-            assert_eq!(error.kind(), ErrorKind::UnknownArgument, "{flag}");
-        }
+        recon_common::secrets::assert_not_flags::<Settings>(
+            "recon-worker",
+            &[
+                "--database-url",
+                "--api-token",
+                "--partner-token",
+                "--amqp-url",
+            ],
+        );
     }
 
     #[test]

@@ -75,6 +75,12 @@ impl Running {
         Running { child }
     }
 
+    /// SIGKILL, and waits until the process is gone (so its port is free again).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -97,8 +103,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -133,6 +138,34 @@ pub async fn wait_until_healthy(url: &str) {
     panic!("{url} did not become healthy within 30 s");
 }
 
+/// The sum of the values of `name` that a binary's `/metrics` (at `metrics_url`) shows,
+/// over the series whose line contains `filter` (`""`: all of them).
+pub async fn metric(http: &reqwest::Client, metrics_url: &str, name: &str, filter: &str) -> f64 {
+    let text = http
+        .get(metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(filter)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The value of `NAME=value` in what `reconctl keys derive` printed.
+pub fn derived_key(derived: &str, name: &str) -> String {
+    derived
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{name} in `reconctl keys derive`"))
+        .to_string()
+}
+
 /// Migrates, then registers the simulator's accounts as an operator would: each with
 /// its first verifier token (and its API token, for a worker), any further token
 /// through `rotate-verifier`. Returns the accounts as `/sim/accounts` lists them.
@@ -141,12 +174,7 @@ pub async fn register_sim_accounts(
     env: &[(&'static str, String)],
     with_api_tokens: bool,
 ) -> Vec<Value> {
-    let accounts: Vec<Value> = reqwest::get(format!("{sim_url}/sim/accounts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accounts = crate::sim::sim_accounts(&reqwest::Client::new(), sim_url).await;
     run_ok("reconctl", &["migrate"], env);
     for account in &accounts {
         let id = account["accountId"].as_str().unwrap();

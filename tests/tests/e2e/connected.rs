@@ -12,10 +12,10 @@ use recon_receiver::signature::sign;
 use recon_store::MasterKey;
 use recon_store::testing::TestDatabase;
 use secrecy::SecretString;
-use serde_json::Value;
 
-use crate::binaries::{Running, free_port, run_ok, wait_until_healthy};
-use crate::stack::{AMQP_URL, base_env};
+use crate::binaries::{Running, free_port, metric, run_ok, wait_until_healthy};
+use crate::sim::{json, sim_accounts, start_sim};
+use crate::stack::{AMQP_URL, base_env, start_worker};
 
 const PARTNER_VERIFIER: &str = "cGFydG5lci12ZXJpZmllci10b2tlbi0wMTIzNDU2Nzg5";
 const MERCHANT_VERIFIER: &str = "bWVyY2hhbnQtdmVyaWZpZXItdG9rZW4tOTg3NjU0MzIx";
@@ -57,6 +57,13 @@ impl Harness {
             .await;
     }
 
+    /// The merchant's signed `cardTransaction` webhook announcing `tx`.
+    async fn merchant_transaction(&self, webhook_id: &str, ts: i64, tx: u64) {
+        let body = format!(r#"{{"id":"{tx}","type":"cardTransaction"}}"#);
+        self.post("connected-5501", MERCHANT_VERIFIER, webhook_id, ts, &body)
+            .await;
+    }
+
     async fn until(&self, what: &str, sql: &str, ready: impl Fn(i64) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = -1;
@@ -75,16 +82,8 @@ impl Harness {
 
     /// The first transaction the simulator shows the holder of `token`.
     async fn a_transaction_of(&self, token: &str) -> u64 {
-        let page: Vec<Value> = self
-            .http
-            .get(format!("{}/v2/card-transactions", self.sim_url))
-            .header("api-token", token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{}/v2/card-transactions", self.sim_url);
+        let page = json(self.http.get(url).header("api-token", token)).await;
         page[0]["transactionId"].as_u64().unwrap()
     }
 
@@ -102,28 +101,22 @@ impl Harness {
     }
 
     async fn worker_jobs(&self, outcome: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("http://{}/metrics", self.worker_addr))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| {
-                l.starts_with("worker_jobs_total{") && l.contains(&format!("outcome=\"{outcome}\""))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        let url = format!("http://{}/metrics", self.worker_addr);
+        let outcome = format!("outcome=\"{outcome}\"");
+        metric(&self.http, &url, "worker_jobs_total", &outcome).await
+    }
+
+    /// Waits until the token of `connected_account_id` is kept in `connected_accounts`.
+    async fn kept_in_connected_accounts(&self, connected_account_id: &str) {
+        let sql = format!(
+            "SELECT count(*) FROM connected_accounts WHERE connected_account_id = '{connected_account_id}'"
+        );
+        self.until("kept in connected_accounts", &sql, |n| n == 1)
+            .await;
     }
 
     fn start_worker(&self, extra: &[(&'static str, String)]) -> Running {
-        let mut env = self.env.clone();
-        env.push(("WORKER_ADDR", self.worker_addr.clone()));
-        env.extend(extra.iter().cloned());
-        Running::start("recon-worker", &[], &env)
+        start_worker(&self.env, &self.worker_addr, extra)
     }
 }
 
@@ -132,13 +125,25 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
 {
     let db = TestDatabase::create().await;
     let prefix = format!("e2e-{:012x}", rand::rng().random::<u64>() >> 16);
-    let sim_addr = format!("127.0.0.1:{}", free_port());
     let receiver_addr = format!("127.0.0.1:{}", free_port());
+    let sim = start_sim(
+        &[
+            "--seed",
+            "5",
+            "--transactions-per-account",
+            "5",
+            "--webhook-url",
+            &format!("http://{receiver_addr}/webhooks/helcim/{{account_id}}"),
+            "--hold-deliveries",
+        ],
+        &[("RUST_LOG", "warn".to_string())],
+    )
+    .await;
     let mut env = base_env(&db, &prefix);
     env.extend([
         ("AMQP_RETRY_DELAYS", "200ms,500ms".to_string()),
         ("WORKER_MAX_RETRIES", "3".to_string()),
-        ("HELCIM_API_BASE_URL", format!("http://{sim_addr}/v2")),
+        ("HELCIM_API_BASE_URL", format!("{}/v2", sim.url)),
         ("HELCIM_LIMITS", "unlimited".to_string()),
         ("RUST_LOG", "warn".to_string()),
     ]);
@@ -150,31 +155,10 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
     let lookup = MasterKey::from_base64(&SecretString::from(master), "TEST")
         .unwrap()
         .derive_lookup();
-    let _sim = Running::start(
-        "recon-sim",
-        &[
-            "--addr",
-            &sim_addr,
-            "--seed",
-            "5",
-            "--transactions-per-account",
-            "5",
-            "--webhook-url",
-            &format!("http://{receiver_addr}/webhooks/helcim/{{account_id}}"),
-            "--hold-deliveries",
-        ],
-        &[("RUST_LOG", "warn".to_string())],
-    );
-    let sim_url = format!("http://{sim_addr}");
-    wait_until_healthy(&format!("{sim_url}/healthz")).await;
     // The sim accounts stand in for merchants the partner referred: none of them is
     // registered by hand, so their tokens are new to this deployment.
-    let sim_accounts: Vec<Value> = reqwest::get(format!("{sim_url}/sim/accounts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let http = reqwest::Client::new();
+    let sim_accounts = sim_accounts(&http, &sim.url).await;
     let token = |i: usize| sim_accounts[i]["apiToken"].as_str().unwrap().to_string();
     let (first_token, newer_token) = (token(1), token(0));
 
@@ -219,9 +203,9 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
         db,
         env,
         receiver_url: format!("http://{receiver_addr}"),
-        sim_url,
+        sim_url: sim.url.clone(),
         worker_addr: format!("127.0.0.1:{}", free_port()),
-        http: reqwest::Client::new(),
+        http,
     };
     let mut worker = h.start_worker(&[]);
     wait_until_healthy(&format!("http://{}/readyz", h.worker_addr)).await;
@@ -280,14 +264,7 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
         &with_verifier,
     );
     let first_tx = h.a_transaction_of(&first_token).await;
-    h.post(
-        "connected-5501",
-        MERCHANT_VERIFIER,
-        "msg_tx_1",
-        now,
-        &format!(r#"{{"id":"{first_tx}","type":"cardTransaction"}}"#),
-    )
-    .await;
+    h.merchant_transaction("msg_tx_1", now, first_tx).await;
     let reconciled = |tx: u64| {
         format!(
             "SELECT count(*) FROM card_transactions WHERE account_id = 'connected-5501' \
@@ -334,14 +311,7 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
     );
     h.until("the newer token", &replaced, |n| n == 1).await;
     let newer_tx = h.a_transaction_of(&newer_token).await;
-    h.post(
-        "connected-5501",
-        MERCHANT_VERIFIER,
-        "msg_tx_2",
-        now,
-        &format!(r#"{{"id":"{newer_tx}","type":"cardTransaction"}}"#),
-    )
-    .await;
+    h.merchant_transaction("msg_tx_2", now, newer_tx).await;
     h.until("fetched with the newer token", &reconciled(newer_tx), |n| {
         n == 1
     })
@@ -359,26 +329,15 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
     .await;
     assert_eq!(h.account_row("connected-7000").await, taken_before);
     assert_eq!(taken_before.unwrap().2, None, "no referrer was set on it");
-    h.until(
-        "kept in connected_accounts",
-        "SELECT count(*) FROM connected_accounts WHERE connected_account_id = '7000'",
-        |n| n == 1,
-    )
-    .await;
+    h.kept_in_connected_accounts("7000").await;
 
     // Switched off: only the connected_accounts row.
-    let _ = worker.child.kill();
-    let _ = worker.child.wait();
+    worker.stop();
     worker = h.start_worker(&[("RECON_REGISTER_CONNECTED_ACCOUNTS", "false".to_string())]);
     wait_until_healthy(&format!("http://{}/readyz", h.worker_addr)).await;
     h.connected("msg_ca_8000", now, "8000", "token-of-8000-77ab")
         .await;
-    h.until(
-        "kept in connected_accounts",
-        "SELECT count(*) FROM connected_accounts WHERE connected_account_id = '8000'",
-        |n| n == 1,
-    )
-    .await;
+    h.kept_in_connected_accounts("8000").await;
     assert_eq!(h.account_row("connected-8000").await, None);
 
     let _ = worker.child.kill();

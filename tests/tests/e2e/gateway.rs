@@ -12,71 +12,57 @@ use crate::gateway_stack::{
     Answer, DEFAULT_PARTNER_TOKEN, GatewayOptions, GatewayStack, VALID_PARTNER_TOKEN, VISA,
     fresh_key, purchase, transaction_id,
 };
+use crate::sim::{json, listening_device};
 
-/// Sends the same request (same idempotency key, same bytes) to the simulator directly
-/// and then through the gateway, and checks the answers are the same. The simulator
+/// Sends the same request to the simulator directly and then through the gateway, and
+/// checks the answers are the same.
+async fn both_ways(
+    s: &GatewayStack,
+    method: Method,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Answer {
+    let (sim, gateway) = (format!("{}/v2", s.sim_url), format!("{}/v2", s.gateway_url));
+    let direct = s
+        .send(&sim, method.clone(), path, token, headers, body)
+        .await;
+    let through = s
+        .send(&gateway, method.clone(), path, token, headers, body)
+        .await;
+    assert_eq!(
+        through, direct,
+        "{method} {path}: through the gateway vs directly"
+    );
+    through
+}
+
+/// A POST both ways with the same idempotency key and the same bytes. The simulator
 /// replays the first answer to a repeated key byte for byte, so the second request
 /// must come back exactly as the first did.
 async fn same_both_ways(
     s: &GatewayStack,
-    what: &str,
     path: &str,
     token: &str,
-    key: Option<&str>,
+    key: &str,
     body: &Value,
 ) -> Answer {
     let bytes = serde_json::to_vec(body).unwrap();
-    let mut headers = vec![("partner-token", VALID_PARTNER_TOKEN)];
-    if let Some(key) = key {
-        headers.push(("idempotency-key", key));
-    }
-    let direct = s
-        .send(
-            &format!("{}/v2", s.sim_url),
-            Method::POST,
-            path,
-            token,
-            &headers,
-            Some(&bytes),
-        )
-        .await;
-    let through = s
-        .send(
-            &format!("{}/v2", s.gateway_url),
-            Method::POST,
-            path,
-            token,
-            &headers,
-            Some(&bytes),
-        )
-        .await;
-    assert_eq!(through, direct, "{what}: through the gateway vs directly");
-    through
+    let headers = [
+        ("partner-token", VALID_PARTNER_TOKEN),
+        ("idempotency-key", key),
+    ];
+    both_ways(s, Method::POST, path, token, &headers, Some(&bytes)).await
+}
+
+/// [`same_both_ways`] as merchant A, with a fresh key tagged `tag`.
+async fn as_a(s: &GatewayStack, path: &str, tag: &str, body: &Value) -> Answer {
+    same_both_ways(s, path, &s.a.api_token, &fresh_key(tag), body).await
 }
 
 async fn get_both_ways(s: &GatewayStack, path: &str, token: &str) -> Answer {
-    let direct = s
-        .send(
-            &format!("{}/v2", s.sim_url),
-            Method::GET,
-            path,
-            token,
-            &[],
-            None,
-        )
-        .await;
-    let through = s
-        .send(
-            &format!("{}/v2", s.gateway_url),
-            Method::GET,
-            path,
-            token,
-            &[],
-            None,
-        )
-        .await;
-    assert_eq!(through, direct, "GET {path}");
-    through
+    both_ways(s, Method::GET, path, token, &[], None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,147 +70,44 @@ async fn every_payment_kind_answers_through_the_gateway_byte_for_byte_as_the_sim
     let s = GatewayStack::start(GatewayOptions::default()).await;
     let a = s.a.api_token.clone();
 
-    let bought = same_both_ways(
-        &s,
-        "purchase",
-        "/payment/purchase",
-        &a,
-        Some(&fresh_key("t-pur")),
-        &purchase("30.00", "T-1"),
-    )
-    .await;
+    let bought = as_a(&s, "/payment/purchase", "t-pur", &purchase("30.00", "T-1")).await;
     assert_eq!(bought.status, 200);
     assert_eq!(bought.header("is-valid-partner-token"), Some("1"));
     let purchase_id = transaction_id(&bought);
-    let preauth = same_both_ways(
-        &s,
-        "preauth",
-        "/payment/preauth",
-        &a,
-        Some(&fresh_key("t-pre")),
-        &purchase("20.00", "T-2"),
-    )
-    .await;
+    let preauth = as_a(&s, "/payment/preauth", "t-pre", &purchase("20.00", "T-2")).await;
     assert_eq!(preauth.status, 200);
-    let capture = same_both_ways(
-        &s,
-        "capture",
-        "/payment/capture",
-        &a,
-        Some(&fresh_key("t-cap")),
-        &json!({"preAuthTransactionId": transaction_id(&preauth), "amount": "15.00", "ipAddress": "192.168.1.1"}),
-    )
-    .await;
-    assert_eq!(capture.status, 200);
+    let capture = json!({"preAuthTransactionId": transaction_id(&preauth), "amount": "15.00", "ipAddress": "192.168.1.1"});
+    let captured = as_a(&s, "/payment/capture", "t-cap", &capture).await;
+    assert_eq!(captured.status, 200);
     let mut verify = purchase("0", "T-3");
     verify.as_object_mut().unwrap().remove("amount");
-    assert_eq!(
-        same_both_ways(
-            &s,
-            "verify",
-            "/payment/verify",
-            &a,
-            Some(&fresh_key("t-ver")),
-            &verify
-        )
-        .await
-        .status,
-        200
-    );
+    let verified = as_a(&s, "/payment/verify", "t-ver", &verify).await;
+    assert_eq!(verified.status, 200);
     let refund =
         json!({"originalTransactionId": purchase_id, "amount": "1.00", "ipAddress": "192.168.1.1"});
-    assert_eq!(
-        same_both_ways(
-            &s,
-            "refund",
-            "/payment/refund",
-            &a,
-            Some(&fresh_key("t-ref")),
-            &refund
-        )
-        .await
-        .status,
-        200
-    );
-    let to_reverse = same_both_ways(
-        &s,
-        "purchase to reverse",
-        "/payment/purchase",
-        &a,
-        Some(&fresh_key("t-pu2")),
-        &purchase("7.00", "T-4"),
-    )
-    .await;
+    let refunded = as_a(&s, "/payment/refund", "t-ref", &refund).await;
+    assert_eq!(refunded.status, 200);
+    let to_reverse = as_a(&s, "/payment/purchase", "t-pu2", &purchase("7.00", "T-4")).await;
     let reverse =
         json!({"cardTransactionId": transaction_id(&to_reverse), "ipAddress": "192.168.1.1"});
-    assert_eq!(
-        same_both_ways(
-            &s,
-            "reverse",
-            "/payment/reverse",
-            &a,
-            Some(&fresh_key("t-rev")),
-            &reverse
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        same_both_ways(
-            &s,
-            "withdraw",
-            "/payment/withdraw",
-            &a,
-            Some(&fresh_key("t-wdr")),
-            &purchase("3.00", "T-5")
-        )
-        .await
-        .status,
-        200
-    );
+    let reversed = as_a(&s, "/payment/reverse", "t-rev", &reverse).await;
+    assert_eq!(reversed.status, 200);
+    let withdraw = purchase("3.00", "T-5");
+    let withdrawn = as_a(&s, "/payment/withdraw", "t-wdr", &withdraw).await;
+    assert_eq!(withdrawn.status, 200);
     let checkout = json!({"paymentType": "purchase", "amount": "9.99", "currency": "CAD", "invoiceNumber": "T-6"});
-    let initialized = same_both_ways(
-        &s,
-        "HelcimPay.js initialize",
-        "/helcim-pay/initialize",
-        &a,
-        Some(&fresh_key("t-hpi")),
-        &checkout,
-    )
-    .await;
+    let initialized = as_a(&s, "/helcim-pay/initialize", "t-hpi", &checkout).await;
     assert_eq!(initialized.status, 200);
     assert!(initialized.json()["checkoutToken"].is_string());
 
-    let devices = get_both_ways(&s, "/devices", &a).await;
-    let code = devices
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["status"] == "LISTENING")
-        .map(|d| d["code"].as_str().unwrap().to_string())
-        .expect("a listening device");
+    let code = listening_device(&get_both_ways(&s, "/devices", &a).await.json());
     let on_terminal = json!({"currency": "CAD", "transactionAmount": "4.00", "invoiceNumber": "T-7", "customerCode": "CST-GW"});
-    let terminal = same_both_ways(
-        &s,
-        "terminal purchase",
-        &format!("/devices/{code}/payment/purchase"),
-        &a,
-        Some(&fresh_key("t-dvp")),
-        &on_terminal,
-    )
-    .await;
-    assert_eq!(terminal.status, 202);
-    let busy = same_both_ways(
-        &s,
-        "a busy terminal",
-        &format!("/devices/{code}/payment/refund"),
-        &a,
-        Some(&fresh_key("t-dvb")),
-        &on_terminal,
-    )
-    .await;
+    let (buy_at, refund_at) = (
+        format!("/devices/{code}/payment/purchase"),
+        format!("/devices/{code}/payment/refund"),
+    );
+    assert_eq!(as_a(&s, &buy_at, "t-dvp", &on_terminal).await.status, 202);
+    let busy = as_a(&s, &refund_at, "t-dvb", &on_terminal).await;
     assert_eq!(busy.status, 409, "Device Not Listening");
     let completed = s
         .http
@@ -233,108 +116,39 @@ async fn every_payment_kind_answers_through_the_gateway_byte_for_byte_as_the_sim
         .await
         .unwrap();
     assert_eq!(completed.status(), 200);
-    assert_eq!(
-        same_both_ways(
-            &s,
-            "terminal refund",
-            &format!("/devices/{code}/payment/refund"),
-            &a,
-            Some(&fresh_key("t-dvr")),
-            &on_terminal
-        )
-        .await
-        .status,
-        202
-    );
+    let terminal_refund = as_a(&s, &refund_at, "t-dvr", &on_terminal).await;
+    assert_eq!(terminal_refund.status, 202);
 
-    let plans = same_both_ways(
-        &s,
-        "payment plan",
-        "/payment-plans",
-        &a,
-        Some(&fresh_key("t-pln")),
-        &json!({"paymentPlans": [{"name": "Gold", "recurringAmount": 10}]}),
-    )
-    .await;
+    let plan = json!({"paymentPlans": [{"name": "Gold", "recurringAmount": 10}]});
+    let plans = as_a(&s, "/payment-plans", "t-pln", &plan).await;
     assert_eq!(plans.status, 200);
     let plan_id = plans.json()["data"][0]["id"].clone();
-    assert_eq!(
-        same_both_ways(
-            &s,
-            "subscription",
-            "/subscriptions",
-            &a,
-            Some(&fresh_key("t-sub")),
-            &json!({"subscriptions": [{"paymentPlanId": plan_id, "customerCode": "CST-GW"}]})
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        same_both_ways(
-            &s,
-            "add-on",
-            "/add-ons",
-            &a,
-            Some(&fresh_key("t-add")),
-            &json!({"addOns": [{"name": "Extra", "amount": 5}]})
-        )
-        .await
-        .status,
-        200
-    );
+    let subscription =
+        json!({"subscriptions": [{"paymentPlanId": plan_id, "customerCode": "CST-GW"}]});
+    let subscribed = as_a(&s, "/subscriptions", "t-sub", &subscription).await;
+    assert_eq!(subscribed.status, 200);
+    let add_on = json!({"addOns": [{"name": "Extra", "amount": 5}]});
+    assert_eq!(as_a(&s, "/add-ons", "t-add", &add_on).await.status, 200);
 
     // Errors: validation, an unknown token, a reused key with another body, a decline.
-    let invalid = same_both_ways(
-        &s,
-        "a 400",
-        "/payment/purchase",
-        &a,
-        Some(&fresh_key("t-bad")),
-        &json!({"amount": "5.00"}),
-    )
-    .await;
+    let invalid = as_a(&s, "/payment/purchase", "t-bad", &json!({"amount": "5.00"})).await;
     assert_eq!(invalid.status, 400);
     let unknown = same_both_ways(
         &s,
-        "a 401",
         "/payment/purchase",
         "not-a-token",
-        Some(&fresh_key("t-401")),
+        &fresh_key("t-401"),
         &purchase("5.00", "T-8"),
     )
     .await;
     assert_eq!(unknown.status, 401);
     let key = fresh_key("t-409");
-    same_both_ways(
-        &s,
-        "the first use of a key",
-        "/payment/purchase",
-        &a,
-        Some(&key),
-        &purchase("6.00", "T-9"),
-    )
-    .await;
-    let conflict = same_both_ways(
-        &s,
-        "a 409",
-        "/payment/purchase",
-        &a,
-        Some(&key),
-        &purchase("6.01", "T-9"),
-    )
-    .await;
+    // The first use of a key, then the same key with another body.
+    same_both_ways(&s, "/payment/purchase", &a, &key, &purchase("6.00", "T-9")).await;
+    let conflict =
+        same_both_ways(&s, "/payment/purchase", &a, &key, &purchase("6.01", "T-9")).await;
     assert_eq!(conflict.status, 409);
-    let declined = same_both_ways(
-        &s,
-        "a decline",
-        "/payment/purchase",
-        &a,
-        Some(&fresh_key("t-dec")),
-        &purchase("12.05", "T-10"),
-    )
-    .await;
+    let declined = as_a(&s, "/payment/purchase", "t-dec", &purchase("12.05", "T-10")).await;
     assert_eq!(declined.status, 500);
     assert!(
         declined.json()["errors"]
@@ -365,51 +179,18 @@ async fn each_payment_request_leaves_exactly_one_piece_of_evidence_with_what_hel
 
     // A's own token is added; retries with the same key and body are one request.
     let k_a = fresh_key("e-a");
-    let first = s
-        .post(
-            "/v2/payment/purchase",
-            a,
-            Some(&k_a),
-            None,
-            &purchase("11.00", "E-1"),
-        )
-        .await;
+    let first = s.buy(a, Some(&k_a), "11.00", "E-1").await;
     assert_eq!(
         (first.status, first.header("is-valid-partner-token")),
         (200, Some("1"))
     );
     for _ in 0..2 {
-        assert_eq!(
-            s.post(
-                "/v2/payment/purchase",
-                a,
-                Some(&k_a),
-                None,
-                &purchase("11.00", "E-1")
-            )
-            .await,
-            first
-        );
+        assert_eq!(s.buy(a, Some(&k_a), "11.00", "E-1").await, first);
     }
     // The same key with another body: Helcim's 409, another request.
     let k_conflict = fresh_key("e-c");
-    s.post(
-        "/v2/payment/purchase",
-        a,
-        Some(&k_conflict),
-        None,
-        &purchase("2.00", "E-2"),
-    )
-    .await;
-    let conflict = s
-        .post(
-            "/v2/payment/purchase",
-            a,
-            Some(&k_conflict),
-            None,
-            &purchase("2.01", "E-2"),
-        )
-        .await;
+    s.buy(a, Some(&k_conflict), "2.00", "E-2").await;
+    let conflict = s.buy(a, Some(&k_conflict), "2.01", "E-2").await;
     assert_eq!(conflict.status, 409);
     // B has no partner token: the gateway's default is added, and Helcim rejects it.
     let k_b = fresh_key("e-b");
@@ -444,58 +225,23 @@ async fn each_payment_request_leaves_exactly_one_piece_of_evidence_with_what_hel
     assert_eq!(sent.header("is-valid-partner-token"), Some("0"));
     // C has none of its own but was referred by A: A's token is added.
     let k_c = fresh_key("e-r");
-    let by_c = s
-        .post(
-            "/v2/payment/purchase",
-            c,
-            Some(&k_c),
-            None,
-            &purchase("14.00", "E-5"),
-        )
-        .await;
+    let by_c = s.buy(c, Some(&k_c), "14.00", "E-5").await;
     assert_eq!(
         (by_c.status, by_c.header("is-valid-partner-token")),
         (200, Some("1"))
     );
     // U is no registered account: forwarded, evidence kept under its fingerprint.
     let k_u = fresh_key("e-u");
-    let by_u = s
-        .post(
-            "/v2/payment/purchase",
-            u,
-            Some(&k_u),
-            None,
-            &purchase("15.00", "E-6"),
-        )
-        .await;
+    let by_u = s.buy(u, Some(&k_u), "15.00", "E-6").await;
     assert_eq!(by_u.status, 200);
     // Without an idempotency key every request is its own (Helcim refuses them: 400).
     for _ in 0..2 {
-        let refused = s
-            .post(
-                "/v2/payment/purchase",
-                a,
-                None,
-                None,
-                &purchase("16.00", "E-7"),
-            )
-            .await;
+        let refused = s.buy(a, None, "16.00", "E-7").await;
         assert_eq!(refused.status, 400);
     }
     // A decline (500), HelcimPay.js and a terminal.
     let k_decline = fresh_key("e-d");
-    assert_eq!(
-        s.post(
-            "/v2/payment/purchase",
-            a,
-            Some(&k_decline),
-            None,
-            &purchase("17.05", "E-8")
-        )
-        .await
-        .status,
-        500
-    );
+    assert_eq!(s.buy(a, Some(&k_decline), "17.05", "E-8").await.status, 500);
     let k_hpi = fresh_key("e-h");
     let checkout = json!({"paymentType": "purchase", "amount": 18.5, "currency": "USD", "invoiceNumber": "E-9"});
     assert_eq!(
@@ -510,19 +256,7 @@ async fn each_payment_request_leaves_exactly_one_piece_of_evidence_with_what_hel
         .status,
         200
     );
-    let devices: Value = s
-        .send(&s.gateway_url, Method::GET, "/v2/devices", a, &[], None)
-        .await
-        .json();
-    let code = devices
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["status"] == "LISTENING")
-        .unwrap()["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let code = listening_device(&s.get("/v2/devices", a).await.json());
     let k_dev = fresh_key("e-t");
     let on_terminal = json!({"currency": "CAD", "transactionAmount": "19.00", "invoiceNumber": "E-10", "customerCode": "CST-GW"});
     assert_eq!(
@@ -538,21 +272,9 @@ async fn each_payment_request_leaves_exactly_one_piece_of_evidence_with_what_hel
         202
     );
     // Reads leave no evidence.
-    s.send(
-        &s.gateway_url,
-        Method::GET,
-        "/v2/card-transactions?invoiceNumber=E-1",
-        a,
-        &[],
-        None,
-    )
-    .await;
+    s.get("/v2/card-transactions?invoiceNumber=E-1", a).await;
 
-    assert_eq!(
-        s.evidence_count_settles_at(12, Duration::from_secs(20))
-            .await,
-        12
-    );
+    s.expect_evidence(12, Duration::from_secs(20)).await;
     let e = s.evidence_of(&k_a).await;
     assert_eq!(e.account_id.as_deref(), Some(s.a.account_id.as_str()));
     assert_eq!(e.api_token_lookup, Some(s.fingerprint(a)));
@@ -647,16 +369,7 @@ async fn a_path_outside_v2_gets_a_json_404_and_an_oversized_body_a_json_413() {
         ..GatewayOptions::default()
     })
     .await;
-    let outside = s
-        .send(
-            &s.gateway_url,
-            Method::GET,
-            "/v1/payment/purchase",
-            &s.a.api_token,
-            &[],
-            None,
-        )
-        .await;
+    let outside = s.get("/v1/payment/purchase", &s.a.api_token).await;
     assert_eq!(outside.status, 404);
     assert_eq!(outside.json()["error"], "not_found");
     assert!(outside.json()["message"].as_str().unwrap().contains("/v2/"));
@@ -678,18 +391,8 @@ async fn a_path_outside_v2_gets_a_json_404_and_an_oversized_body_a_json_413() {
             .unwrap()
             .contains("GATEWAY_MAX_BODY_BYTES")
     );
-    let stats: Value = s
-        .http
-        .get(format!(
-            "{}/sim/truth?account={}",
-            s.sim_url, s.a.account_id
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let truth = format!("{}/sim/truth?account={}", s.sim_url, s.a.account_id);
+    let stats = json(s.http.get(truth)).await;
     assert!(
         stats["transactions"]
             .as_array()
@@ -711,13 +414,7 @@ async fn no_card_data_or_token_is_in_any_trace_log_line_or_stored_row() {
     })
     .await;
     let bought = s
-        .post(
-            "/v2/payment/purchase",
-            &s.a.api_token,
-            Some(&fresh_key("s-1")),
-            None,
-            &purchase("21.00", "S-1"),
-        )
+        .buy(&s.a.api_token, Some(&fresh_key("s-1")), "21.00", "S-1")
         .await;
     assert_eq!(bought.status, 200);
     let card_token = bought.json()["cardToken"]
@@ -747,24 +444,11 @@ async fn no_card_data_or_token_is_in_any_trace_log_line_or_stored_row() {
         )
         .await;
     }
-    s.post(
-        "/v2/payment/purchase",
-        &s.a.api_token,
-        Some(&fresh_key("s-4")),
-        None,
-        &purchase("24.05", "S-4"),
-    )
-    .await;
+    s.buy(&s.a.api_token, Some(&fresh_key("s-4")), "24.05", "S-4")
+        .await;
     // A card token in a query string.
-    s.send(
-        &s.gateway_url,
-        Method::GET,
-        &format!("/v2/card-transactions?cardToken={card_token}"),
-        &s.a.api_token,
-        &[],
-        None,
-    )
-    .await;
+    let by_card_token = format!("/v2/card-transactions?cardToken={card_token}");
+    s.get(&by_card_token, &s.a.api_token).await;
     s.evidence_count_settles_at(6, Duration::from_secs(20))
         .await;
 

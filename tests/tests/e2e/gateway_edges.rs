@@ -55,11 +55,7 @@ async fn a_payment_path_with_dot_segments_is_recognised_as_sent_and_leaves_its_e
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(answer["status"], "APPROVED", "{answer}");
 
-    assert_eq!(
-        s.evidence_count_settles_at(1, Duration::from_secs(20))
-            .await,
-        1
-    );
+    s.expect_evidence(1, Duration::from_secs(20)).await;
     let evidence = s.evidence_of(&key).await;
     assert_eq!(evidence.endpoint, "payment/purchase");
     assert_eq!(evidence.invoice_number.as_deref(), Some("INV-DOTS"));
@@ -92,22 +88,10 @@ async fn an_invoice_number_postgres_cannot_hold_holds_back_no_evidence() {
     let (nul_key, next_key) = (fresh_key("nul"), fresh_key("after-nul"));
     // Valid JSON, and a valid string for Helcim; Postgres text cannot hold a NUL.
     let answered = s
-        .post(
-            "/v2/payment/purchase",
-            &s.a.api_token,
-            Some(&nul_key),
-            None,
-            &purchase("5.00", "INV\u{0}NUL"),
-        )
+        .buy(&s.a.api_token, Some(&nul_key), "5.00", "INV\u{0}NUL")
         .await;
     let next = s
-        .post(
-            "/v2/payment/purchase",
-            &s.a.api_token,
-            Some(&next_key),
-            None,
-            &purchase("6.00", "INV-AFTER"),
-        )
+        .buy(&s.a.api_token, Some(&next_key), "6.00", "INV-AFTER")
         .await;
     assert_eq!(next.status, 200);
     assert_eq!(

@@ -12,15 +12,7 @@ async fn purchases(s: &GatewayStack, tag: &str, n: usize, keys: &mut Vec<String>
     for i in 0..n {
         let key = fresh_key(tag);
         let amount = format!("{}.{:02}", 1 + i % 50, 10 + i % 80);
-        let answer = s
-            .post(
-                "/v2/payment/purchase",
-                &s.a.api_token,
-                Some(&key),
-                None,
-                &purchase(&amount, &key[..12]),
-            )
-            .await;
+        let answer = s.buy(&s.a.api_token, Some(&key), &amount, &key[..12]).await;
         assert_eq!(
             answer.status,
             200,
@@ -70,11 +62,7 @@ async fn payments_keep_succeeding_while_postgres_is_cut_and_the_evidence_arrives
     postgres.restore();
     purchases(&s, "pg-after", 30, &mut keys).await;
 
-    assert_eq!(
-        s.evidence_count_settles_at(90, Duration::from_secs(30))
-            .await,
-        90
-    );
+    s.expect_evidence(90, Duration::from_secs(30)).await;
     keys.sort();
     assert_eq!(evidence_keys(&s).await, keys, "every request exactly once");
     let answered: i64 = sqlx::query_scalar(
@@ -104,20 +92,12 @@ async fn a_gateway_killed_with_evidence_spooled_loses_and_doubles_nothing_after_
     assert_eq!(s.metric("gateway_spool_depth", "").await, 20.0);
     s.postgres_proxy.as_ref().unwrap().restore();
     s.kill_and_restart_gateway().await;
-    assert_eq!(
-        s.evidence_count_settles_at(20, Duration::from_secs(30))
-            .await,
-        20
-    );
+    s.expect_evidence(20, Duration::from_secs(30)).await;
 
     // Killed mid-drain: some committed, some not, segments not yet deleted.
     purchases(&s, "kill-draining", 40, &mut keys).await;
     s.kill_and_restart_gateway().await;
-    assert_eq!(
-        s.evidence_count_settles_at(60, Duration::from_secs(30))
-            .await,
-        60
-    );
+    s.expect_evidence(60, Duration::from_secs(30)).await;
     keys.sort();
     assert_eq!(
         evidence_keys(&s).await,
@@ -142,21 +122,9 @@ async fn a_gateway_killed_with_evidence_spooled_loses_and_doubles_nothing_after_
     .await
     .unwrap();
     let amount = format!("{}.{:02}", amount / 100, amount % 100);
-    let retried = s
-        .post(
-            "/v2/payment/purchase",
-            &s.a.api_token,
-            Some(again),
-            None,
-            &purchase(&amount, &original),
-        )
-        .await;
+    let retried = s.buy(&s.a.api_token, Some(again), &amount, &original).await;
     assert_eq!(retried.status, 200);
-    assert_eq!(
-        s.evidence_count_settles_at(60, Duration::from_secs(10))
-            .await,
-        60
-    );
+    s.expect_evidence(60, Duration::from_secs(10)).await;
     let spool: BTreeSet<_> = std::fs::read_dir(&s.spool_dir)
         .unwrap()
         .flatten()

@@ -17,7 +17,8 @@ use sqlx::Row;
 
 use recon_common::tcp_proxy::Proxy;
 
-use crate::binaries::{Running, free_port, run_ok, wait_until_healthy};
+use crate::binaries::{Running, derived_key, free_port, metric, run_ok, wait_until_healthy};
+use crate::sim::{NO_RATE_LIMITS, json, sim_accounts, start_sim};
 
 /// The simulator's valid partner token (Helcim's test token).
 pub const VALID_PARTNER_TOKEN: &str = "f29104118c0d65";
@@ -91,38 +92,14 @@ impl GatewayStack {
             ("DATABASE_URL", db.url.clone()),
             ("RECON_MASTER_KEY", master.clone()),
         ];
-        let sim_addr = format!("127.0.0.1:{}", free_port());
-        let sim = Running::start(
-            "recon-sim",
-            &[
-                "--addr",
-                &sim_addr,
-                "--seed",
-                "8",
-                "--transactions-per-account",
-                "5",
-                "--limit-in-flight",
-                "0",
-                "--limit-per-minute",
-                "0",
-                "--limit-per-hour",
-                "0",
-                "--terminal-delay-ms",
-                "0",
-            ],
+        let flags = ["--seed", "8", "--transactions-per-account", "5"];
+        let sim = start_sim(
+            &[&flags[..], &NO_RATE_LIMITS, &["--terminal-delay-ms", "0"]].concat(),
             &[("RUST_LOG", "warn".to_string())],
-        );
-        let sim_url = format!("http://{sim_addr}");
-        wait_until_healthy(&format!("{sim_url}/healthz")).await;
+        )
+        .await;
         let http = reqwest::Client::new();
-        let accounts: Vec<Value> = http
-            .get(format!("{sim_url}/sim/accounts"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let accounts = sim_accounts(&http, &sim.url).await;
         let merchant = |v: &Value| Merchant {
             account_id: v["accountId"].as_str().unwrap().to_string(),
             api_token: v["apiToken"].as_str().unwrap().to_string(),
@@ -130,17 +107,11 @@ impl GatewayStack {
         let (a, b) = (merchant(&accounts[0]), merchant(&accounts[1]));
         let mut connected = Vec::new();
         for _ in 0..2 {
-            let made: Value = http
-                .post(format!(
-                    "{sim_url}/sim/accounts/{}/connected-accounts",
-                    a.account_id
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let made = json(http.post(format!(
+                "{}/sim/accounts/{}/connected-accounts",
+                sim.url, a.account_id
+            )))
+            .await;
             connected.push(merchant(&made));
         }
         let u = connected.pop().unwrap();
@@ -165,13 +136,7 @@ impl GatewayStack {
             .unwrap();
 
         let derived = run_ok("reconctl", &["keys", "derive"], &operator);
-        let key = |name: &str| -> String {
-            derived
-                .lines()
-                .find_map(|line| line.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("{name} in `reconctl keys derive`"))
-                .to_string()
-        };
+        let key = |name: &str| derived_key(&derived, name);
         let tag = format!("{:012x}", rand::rng().random::<u64>() >> 16);
         let spool_dir = std::env::temp_dir().join(format!("gateway-spool-{tag}"));
         let log = std::env::temp_dir().join(format!("gateway-{tag}.log"));
@@ -181,7 +146,7 @@ impl GatewayStack {
             false => None,
         };
         let helcim_proxy = match options.helcim_through_proxy {
-            true => Some(Proxy::start(String::leak(sim_addr.clone())).await),
+            true => Some(Proxy::start(String::leak(sim.addr.clone())).await),
             false => None,
         };
         let database_url = match &postgres_proxy {
@@ -192,7 +157,7 @@ impl GatewayStack {
         };
         let helcim_url = match &helcim_proxy {
             Some(proxy) => format!("http://127.0.0.1:{}/v2", proxy.port),
-            None => format!("{sim_url}/v2"),
+            None => format!("{}/v2", sim.url),
         };
         let mut gateway_env = vec![
             ("DATABASE_URL", database_url),
@@ -213,8 +178,8 @@ impl GatewayStack {
         GatewayStack {
             db,
             master,
-            sim,
-            sim_url,
+            sim_url: sim.url,
+            sim: sim.running,
             a,
             b,
             c,
@@ -240,8 +205,7 @@ impl GatewayStack {
 
     /// SIGKILL, then a fresh gateway on the same address, database and spool.
     pub async fn kill_and_restart_gateway(&mut self) {
-        let _ = self.gateway.child.kill();
-        let _ = self.gateway.child.wait();
+        self.gateway.stop();
         self.gateway = Running::start_logged("recon-gateway", &[], &self.gateway_env, &self.log);
         wait_until_healthy(&format!("{}/readyz", self.gateway_url)).await;
     }
@@ -318,6 +282,31 @@ impl GatewayStack {
         .await
     }
 
+    /// A purchase ([`purchase`]) through the gateway, with no partner token of the client's.
+    pub async fn buy(&self, token: &str, key: Option<&str>, amount: &str, invoice: &str) -> Answer {
+        let body = purchase(amount, invoice);
+        self.post("/v2/payment/purchase", token, key, None, &body)
+            .await
+    }
+
+    /// A GET through the gateway.
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.send(
+            &self.gateway_url,
+            reqwest::Method::GET,
+            path,
+            token,
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// Asserts that the evidence table settles at exactly `n` rows within `within`.
+    pub async fn expect_evidence(&self, n: i64, within: Duration) {
+        assert_eq!(self.evidence_count_settles_at(n, within).await, n);
+    }
+
     /// Waits until the evidence table holds at least `n` rows, then a little longer
     /// (so an extra row would show), and returns the count.
     pub async fn evidence_count_settles_at(&self, n: i64, within: Duration) -> i64 {
@@ -375,21 +364,8 @@ impl GatewayStack {
 
     /// A value of the gateway's `/metrics` (summed over the series matching `filter`).
     pub async fn metric(&self, name: &str, filter: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.gateway_url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| {
-                l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(filter)
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        let url = format!("{}/metrics", self.gateway_url);
+        metric(&self.http, &url, name, filter).await
     }
 
     pub async fn finish(self) {

@@ -12,6 +12,7 @@ mod gateway_stack;
 mod ledger;
 mod pipeline;
 mod secrets;
+mod sim;
 mod sim_binary;
 mod stack;
 mod unreadable;

@@ -16,7 +16,7 @@ use recon_store::testing::TestDatabase;
 use secrecy::ExposeSecret;
 use sqlx::Row;
 
-use crate::binaries::{Running, free_port, run_ok, wait_until_healthy};
+use crate::binaries::{Running, derived_key, free_port, run_ok, wait_until_healthy};
 use crate::stack::AMQP_URL;
 
 const VERIFIER: &str = "cGFydG5lci12ZXJpZmllci10b2tlbi0wMTIzNDU2Nzg5";
@@ -51,13 +51,7 @@ async fn a_connected_account_token_is_nowhere_in_clear_in_tables_queues_or_trace
         &adding,
     );
     let derived = run_ok("reconctl", &["keys", "derive"], &operator);
-    let key = |name: &str| -> String {
-        derived
-            .lines()
-            .find_map(|line| line.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("{name} in `reconctl keys derive`"))
-            .to_string()
-    };
+    let key = |name: &str| derived_key(&derived, name);
 
     let logs = std::env::temp_dir().join(format!("{prefix}.log"));
     let receiver_addr = format!("127.0.0.1:{}", free_port());

@@ -3,9 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use helcim_client::{AccountLimits, ApiToken, ClientConfig, HelcimClient, TransactionQuery};
-use serde_json::Value;
 
-use crate::binaries::{Running, free_port, wait_until_healthy};
+use crate::binaries::free_port;
+use crate::sim::{json, listening_device, sim_accounts, start_sim};
 use crate::webhook_sink::Sink;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,14 +13,9 @@ async fn the_simulator_binary_serves_the_api_and_delivers_every_signed_webhook_d
     let sink = Arc::new(Sink::default());
     *sink.fail_first_attempt_of.lock().unwrap() = vec!['a', 'b', 'c'];
     let url_template = sink.start();
-    let port = free_port().to_string();
-    let addr = format!("127.0.0.1:{port}");
     let faults = r#"{"webhooks":{"duplicateRate":0.1,"dropRate":0.05,"reorderWindow":8}}"#;
-    let mut sim = Running::start(
-        "recon-sim",
+    let sim = start_sim(
         &[
-            "--addr",
-            &addr,
             "--seed",
             "7",
             "--accounts",
@@ -37,18 +32,11 @@ async fn the_simulator_binary_serves_the_api_and_delivers_every_signed_webhook_d
             "--exit-when-delivered",
         ],
         &[("SIM_FAULTS", faults.to_string())],
-    );
-    let base = format!("http://{addr}");
-    wait_until_healthy(&format!("{base}/healthz")).await;
+    )
+    .await;
+    let (base, mut sim) = (sim.url, sim.running);
     let http = reqwest::Client::new();
-    let accounts: Vec<Value> = http
-        .get(format!("{base}/sim/accounts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accounts = sim_accounts(&http, &base).await;
     assert_eq!(accounts.len(), 2);
     for account in &accounts {
         let tokens = account["verifierTokens"]
@@ -156,9 +144,7 @@ async fn the_simulator_binary_serves_the_api_and_delivers_every_signed_webhook_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_stops_cleanly_on_sigterm() {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut sim = Running::start("recon-sim", &["--addr", &addr], &[]);
-    wait_until_healthy(&format!("http://{addr}/healthz")).await;
+    let mut sim = start_sim(&[], &[]).await.running;
     let status = sim.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
@@ -181,12 +167,8 @@ async fn bad_fault_json_stops_the_simulator_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_binary_takes_its_payment_settings_from_flags_and_environment() {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let _sim = Running::start(
-        "recon-sim",
+    let sim = start_sim(
         &[
-            "--addr",
-            &addr,
             "--partner-token-absent",
             "zero",
             "--idempotency-ttl-secs",
@@ -195,18 +177,11 @@ async fn the_simulator_binary_takes_its_payment_settings_from_flags_and_environm
             "0",
         ],
         &[("SIM_PARTNER_TOKENS", "partner-one, partner-two".to_string())],
-    );
-    let base = format!("http://{addr}");
-    wait_until_healthy(&format!("{base}/healthz")).await;
+    )
+    .await;
+    let base = &sim.url;
     let http = reqwest::Client::new();
-    let accounts: Vec<Value> = http
-        .get(format!("{base}/sim/accounts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accounts = sim_accounts(&http, base).await;
     let token = accounts[0]["apiToken"].as_str().unwrap();
     let body = serde_json::json!({
         "ipAddress": "10.0.0.1", "currency": "CAD", "amount": "3.00",
@@ -259,19 +234,12 @@ async fn the_simulator_binary_takes_its_payment_settings_from_flags_and_environm
     assert_eq!(again.status(), 200);
 
     // With no terminal delay, a Smart Terminal request waits for the control call.
-    let devices: Vec<Value> = http
-        .get(format!("{base}/v2/devices"))
-        .header("api-token", token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = devices.iter().find(|d| d["status"] == "LISTENING").unwrap()["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let devices = json(
+        http.get(format!("{base}/v2/devices"))
+            .header("api-token", token),
+    )
+    .await;
+    let code = listening_device(&devices);
     let sent = http
         .post(format!("{base}/v2/devices/{code}/payment/purchase"))
         .header("api-token", token)
@@ -281,14 +249,7 @@ async fn the_simulator_binary_takes_its_payment_settings_from_flags_and_environm
         .unwrap();
     assert_eq!(sent.status(), 202);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let stats: Value = http
-        .get(format!("{base}/sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = json(http.get(format!("{base}/sim/stats"))).await;
     assert_eq!(stats["runTimeTransactions"], 4, "{stats}");
     let done = http
         .post(format!("{base}/sim/devices/{code}/complete"))
@@ -296,14 +257,7 @@ async fn the_simulator_binary_takes_its_payment_settings_from_flags_and_environm
         .await
         .unwrap();
     assert_eq!(done.status(), 200);
-    let stats: Value = http
-        .get(format!("{base}/sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = json(http.get(format!("{base}/sim/stats"))).await;
     assert_eq!(stats["runTimeTransactions"], 5);
     assert_eq!(
         stats["partnerTokens"],

@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::binaries::{Running, free_port, register_sim_accounts, run_ok, wait_until_healthy};
+use crate::sim::{NO_RATE_LIMITS, start_sim};
 
 /// Counts the transactions the worker has stored (no longer `pending`).
 pub const RECONCILED: &str =
@@ -44,54 +45,45 @@ impl Stack {
     pub async fn start(options: StackOptions<'_>) -> Stack {
         let db = TestDatabase::create().await;
         let prefix = format!("e2e-{:012x}", rand::rng().random::<u64>() >> 16);
-        let sim_addr = format!("127.0.0.1:{}", free_port());
         let receiver_addr = format!("127.0.0.1:{}", free_port());
         let worker_addr = format!("127.0.0.1:{}", free_port());
         let api_addr = format!("127.0.0.1:{}", free_port());
-        let mut env = base_env(&db, &prefix);
-        env.extend([
-            ("AMQP_RETRY_DELAYS", "200ms,500ms,1s".to_string()),
-            ("HELCIM_API_BASE_URL", format!("http://{sim_addr}/v2")),
-            ("HELCIM_LIMITS", "unlimited".to_string()),
-            ("RUST_LOG", "warn".to_string()),
-        ]);
         let webhook_url = format!("http://{receiver_addr}/webhooks/helcim/{{account_id}}");
         let (seed, per_account) = (
             options.seed.to_string(),
             options.transactions_per_account.to_string(),
         );
-        let sim = Running::start(
-            "recon-sim",
-            &[
-                "--addr",
-                &sim_addr,
-                "--seed",
-                &seed,
-                "--transactions-per-account",
-                &per_account,
-                "--webhook-url",
-                &webhook_url,
-                "--webhook-rate",
-                "0",
-                "--webhook-retry-base-ms",
-                "200",
-                "--webhook-max-attempts",
-                "30",
-                "--limit-in-flight",
-                "0",
-                "--limit-per-minute",
-                "0",
-                "--limit-per-hour",
-                "0",
-                "--hold-deliveries",
-            ],
+        let flags = [
+            "--seed",
+            &seed,
+            "--transactions-per-account",
+            &per_account,
+            "--webhook-url",
+            &webhook_url,
+            "--webhook-rate",
+            "0",
+            "--webhook-retry-base-ms",
+            "200",
+            "--webhook-max-attempts",
+            "30",
+            "--hold-deliveries",
+        ];
+        let sim = start_sim(
+            &[&flags[..], &NO_RATE_LIMITS].concat(),
             &[
                 ("SIM_FAULTS", options.sim_faults.to_string()),
                 ("RUST_LOG", "warn".to_string()),
             ],
-        );
-        let sim_url = format!("http://{sim_addr}");
-        wait_until_healthy(&format!("{sim_url}/healthz")).await;
+        )
+        .await;
+        let mut env = base_env(&db, &prefix);
+        env.extend([
+            ("AMQP_RETRY_DELAYS", "200ms,500ms,1s".to_string()),
+            ("HELCIM_API_BASE_URL", format!("{}/v2", sim.url)),
+            ("HELCIM_LIMITS", "unlimited".to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ]);
+        let (sim, sim_url) = (sim.running, sim.url);
         let accounts = register_sim_accounts(&sim_url, &env, true).await;
         let mut receiver_env = env.clone();
         receiver_env.push(("RECEIVER_ADDR", receiver_addr.clone()));
@@ -245,7 +237,8 @@ pub fn base_env(db: &TestDatabase, prefix: &str) -> Vec<(&'static str, String)> 
     ]
 }
 
-fn start_worker(
+/// A worker of this stack's `env` at `addr`, with `extra` environment.
+pub fn start_worker(
     env: &[(&'static str, String)],
     addr: &str,
     extra: &[(&'static str, String)],

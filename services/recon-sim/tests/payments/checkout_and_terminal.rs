@@ -29,9 +29,7 @@ async fn a_completed_checkout_pays_the_initialized_invoice_and_amount_and_no_par
         "initialize pays nothing"
     );
 
-    let (status, tx) = h
-        .control(&format!("/sim/helcim-pay/{checkout}/complete"), None)
-        .await;
+    let (status, tx) = h.complete(&format!("helcim-pay/{checkout}"), None).await;
     assert_eq!(status, 200, "{tx}");
     assert_eq!(tx["invoiceNumber"], "HP-1");
     assert_eq!(tx["amountMinor"], 4250);
@@ -52,9 +50,7 @@ async fn a_completed_checkout_pays_the_initialized_invoice_and_amount_and_no_par
     assert_eq!(truth["checkouts"][0]["transactionId"], id);
     assert!(truth["checkouts"][0].get("secretToken").is_none());
 
-    let (status, again) = h
-        .control(&format!("/sim/helcim-pay/{checkout}/complete"), None)
-        .await;
+    let (status, again) = h.complete(&format!("helcim-pay/{checkout}"), None).await;
     assert_eq!(status, 409, "{again}");
     let (status, _) = h.control("/sim/helcim-pay/nope/complete", None).await;
     assert_eq!(status, 404);
@@ -73,10 +69,7 @@ async fn a_checkout_without_an_invoice_gets_one_and_can_be_declined() {
         .unwrap();
     let checkout = tokens["checkoutToken"].as_str().unwrap();
     let (status, tx) = h
-        .control(
-            &format!("/sim/helcim-pay/{checkout}/complete"),
-            Some(json!({"outcome": "decline"})),
-        )
+        .complete(&format!("helcim-pay/{checkout}"), Some("decline"))
         .await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -184,12 +177,7 @@ async fn a_terminal_request_can_be_cancelled_declined_or_refused_as_not_listenin
     let body = json!({"currency": "CAD", "transactionAmount": "5.00", "invoiceNumber": "POS-2", "customerCode": "CST-POS"});
     let path = format!("/devices/{code}/payment/purchase");
     assert_eq!(h.post(&path, None, None, &body).await.status(), 202);
-    let (status, cancel) = h
-        .control(
-            &format!("/sim/devices/{code}/complete"),
-            Some(json!({"outcome": "cancel"})),
-        )
-        .await;
+    let (status, cancel) = h.complete(&format!("devices/{code}"), Some("cancel")).await;
     assert_eq!(status, 200, "{cancel}");
     let hook = h
         .webhook(|r| r.body.contains("terminalCancel") && r.body.contains("POS-2"))
@@ -206,10 +194,7 @@ async fn a_terminal_request_can_be_cancelled_declined_or_refused_as_not_listenin
     let refund = format!("/devices/{code}/payment/refund");
     assert_eq!(h.post(&refund, None, None, &body).await.status(), 202);
     let (status, done) = h
-        .control(
-            &format!("/sim/devices/{code}/complete"),
-            Some(json!({"outcome": "decline"})),
-        )
+        .complete(&format!("devices/{code}"), Some("decline"))
         .await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -219,9 +204,7 @@ async fn a_terminal_request_can_be_cancelled_declined_or_refused_as_not_listenin
         ),
         (Some("refund"), Some("DECLINED"))
     );
-    let (status, _) = h
-        .control(&format!("/sim/devices/{code}/complete"), None)
-        .await;
+    let (status, _) = h.complete(&format!("devices/{code}"), None).await;
     assert_eq!(status, 404, "nothing waits on the device any more");
 
     for code in [device(&h, false), "ZZZZ".to_string()] {

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::harness::{Harness, config, id_of, key, purchase};
+use crate::harness::{Harness, config, id_of, key};
 
 #[tokio::test]
 async fn a_sale_in_helcims_own_tools_is_a_transaction_no_request_made_with_its_webhook() {
@@ -79,15 +79,7 @@ async fn a_connected_account_registers_with_its_own_token_and_the_referrer_gets_
     );
 
     // Its token pays; the webhook goes to its own URL, signed with its own token.
-    let response = h
-        .post_as(
-            &token,
-            "/payment/purchase",
-            Some(&key(1)),
-            None,
-            purchase("9.99").to_string(),
-        )
-        .await;
+    let response = h.buy_as(&token, Some(&key(1)), "9.99").await;
     assert_eq!(response.status(), 200);
     let id = id_of(&response.json().await.unwrap());
     let hook = h.card_transaction_webhook(id).await;

@@ -140,6 +140,24 @@ impl Harness {
             .await
     }
 
+    /// A purchase ([`purchase`]) with the account's token.
+    pub async fn buy(
+        &self,
+        key: Option<&str>,
+        partner: Option<&str>,
+        amount: &str,
+    ) -> reqwest::Response {
+        self.post("/payment/purchase", key, partner, &purchase(amount))
+            .await
+    }
+
+    /// A purchase ([`purchase`]) with `token`, no partner token.
+    pub async fn buy_as(&self, token: &str, key: Option<&str>, amount: &str) -> reqwest::Response {
+        let body = purchase(amount).to_string();
+        self.post_as(token, "/payment/purchase", key, None, body)
+            .await
+    }
+
     pub async fn post(
         &self,
         path: &str,
@@ -222,6 +240,13 @@ impl Harness {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// Completes what waits on `what` (`devices/<code>` or `helcim-pay/<checkout token>`),
+    /// with the given outcome or the default one.
+    pub async fn complete(&self, what: &str, outcome: Option<&str>) -> (u16, Value) {
+        let body = outcome.map(|outcome| json!({ "outcome": outcome }));
+        self.control(&format!("/sim/{what}/complete"), body).await
+    }
+
     /// The truth's transaction with this id.
     pub async fn truth_of(&self, id: u64) -> Value {
         let truth = self.sim_json("/sim/truth").await;
@@ -272,6 +297,15 @@ pub fn purchase(amount: &str) -> Value {
         "customerCode": "CST-TEST",
         "cardData": {"cardNumber": VISA, "cardExpiry": "0130", "cardCVV": "100"}
     })
+}
+
+/// The status of an answer and its `is-valid-partner-token` header, if any.
+pub fn partner_answer(response: &reqwest::Response) -> (u16, Option<String>) {
+    let header = response.headers().get("is-valid-partner-token");
+    (
+        response.status().as_u16(),
+        header.map(|v| v.to_str().unwrap().to_string()),
+    )
 }
 
 /// The transaction id in a rendered transaction (a number or a numeric string).

@@ -90,15 +90,7 @@ async fn a_missing_or_malformed_key_is_a_400_that_says_why() {
         ),
     ];
     for (key, reason) in cases {
-        let response = h
-            .post_as(
-                &h.account.api_token,
-                "/payment/purchase",
-                key.as_deref(),
-                None,
-                purchase("1.00").to_string(),
-            )
-            .await;
+        let response = h.buy_as(&h.account.api_token, key.as_deref(), "1.00").await;
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
         let said = body["errors"]["idempotency-key"].as_str().unwrap();

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::harness::{Harness, TEST_PARTNER_TOKEN, config, id_of, key, purchase};
+use crate::harness::{Harness, TEST_PARTNER_TOKEN, config, id_of, key, partner_answer};
 use recon_sim::settings::WhenAbsent;
 
 #[tokio::test]
@@ -12,20 +12,9 @@ async fn a_valid_token_gets_1_another_0_and_none_no_header_and_the_truth_keeps_w
         (2, Some("not-our-token"), Some("0")),
         (3, None, None),
     ] {
-        let response = h
-            .post(
-                "/payment/purchase",
-                Some(&key(n)),
-                partner,
-                &purchase(&format!("{n}.00")),
-            )
-            .await;
-        assert_eq!(response.status(), 200);
-        let header = response
-            .headers()
-            .get("is-valid-partner-token")
-            .map(|v| v.to_str().unwrap().to_string());
-        assert_eq!(header.as_deref(), expected);
+        let response = h.buy(Some(&key(n)), partner, &format!("{n}.00")).await;
+        let expected = expected.map(String::from);
+        assert_eq!(partner_answer(&response), (200, expected));
         made.push(id_of(&response.json().await.unwrap()));
     }
     let made_by: Vec<_> = made_by_of(&h, &made).await;
@@ -60,27 +49,11 @@ async fn configured_so_a_request_without_a_token_gets_0() {
     config.payments.partner_tokens.when_absent = WhenAbsent::Zero;
     config.payments.partner_tokens.valid = vec!["partner-a".into()];
     let h = Harness::start(config).await;
-    let response = h
-        .post("/payment/purchase", Some(&key(1)), None, &purchase("1.00"))
-        .await;
+    let response = h.buy(Some(&key(1)), None, "1.00").await;
     assert_eq!(response.headers()["is-valid-partner-token"], "0");
-    let response = h
-        .post(
-            "/payment/purchase",
-            Some(&key(2)),
-            Some("partner-a"),
-            &purchase("2.00"),
-        )
-        .await;
+    let response = h.buy(Some(&key(2)), Some("partner-a"), "2.00").await;
     assert_eq!(response.headers()["is-valid-partner-token"], "1");
-    let response = h
-        .post(
-            "/payment/purchase",
-            Some(&key(3)),
-            Some(TEST_PARTNER_TOKEN),
-            &purchase("3.00"),
-        )
-        .await;
+    let response = h.buy(Some(&key(3)), Some(TEST_PARTNER_TOKEN), "3.00").await;
     assert_eq!(
         response.headers()["is-valid-partner-token"],
         "0",
@@ -96,16 +69,8 @@ async fn every_answer_of_a_partner_endpoint_says_but_an_edge_error_page_and_read
     let bad = h
         .post("/payment/purchase", Some(&key(1)), partner, &json!({}))
         .await;
-    assert_eq!(
-        (
-            bad.status().as_u16(),
-            &bad.headers()["is-valid-partner-token"]
-        ),
-        (400, &"1".parse().unwrap())
-    );
-    let missing_key = h
-        .post("/payment/purchase", None, partner, &purchase("1.00"))
-        .await;
+    assert_eq!(partner_answer(&bad), (400, Some("1".into())));
+    let missing_key = h.buy(None, partner, "1.00").await;
     assert_eq!(missing_key.headers()["is-valid-partner-token"], "1");
     let unauthorized = h
         .post_as(
@@ -116,45 +81,19 @@ async fn every_answer_of_a_partner_endpoint_says_but_an_edge_error_page_and_read
             "{}".into(),
         )
         .await;
-    assert_eq!(
-        (
-            unauthorized.status().as_u16(),
-            &unauthorized.headers()["is-valid-partner-token"]
-        ),
-        (401, &"1".parse().unwrap())
-    );
+    assert_eq!(partner_answer(&unauthorized), (401, Some("1".into())));
 
     h.sim.state().update_faults(|f| {
         f.api.fail_next = 1;
         f.api.error_status = 503;
     });
-    let failed = h
-        .post(
-            "/payment/purchase",
-            Some(&key(3)),
-            partner,
-            &purchase("1.00"),
-        )
-        .await;
-    assert_eq!(
-        (
-            failed.status().as_u16(),
-            &failed.headers()["is-valid-partner-token"]
-        ),
-        (503, &"1".parse().unwrap())
-    );
+    let failed = h.buy(Some(&key(3)), partner, "1.00").await;
+    assert_eq!(partner_answer(&failed), (503, Some("1".into())));
     h.sim.state().update_faults(|f| {
         f.api.fail_next = 1;
         f.api.error_status = 502;
     });
-    let edge = h
-        .post(
-            "/payment/purchase",
-            Some(&key(3)),
-            partner,
-            &purchase("1.00"),
-        )
-        .await;
+    let edge = h.buy(Some(&key(3)), partner, "1.00").await;
     assert_eq!(edge.status(), 502);
     assert!(edge.headers().get("is-valid-partner-token").is_none());
 

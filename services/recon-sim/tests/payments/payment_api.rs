@@ -306,25 +306,9 @@ async fn preauth_capture_refund_reverse_verify_and_withdraw_follow_the_rules() {
 async fn payment_calls_pass_the_same_gate_of_tokens_limits_and_faults() {
     let h = Harness::start(config()).await;
     let no_access = h.account.no_access_token.clone();
-    let response = h
-        .post_as(
-            &no_access,
-            "/payment/purchase",
-            Some(&key(1)),
-            None,
-            purchase("1.00").to_string(),
-        )
-        .await;
+    let response = h.buy_as(&no_access, Some(&key(1)), "1.00").await;
     assert_eq!(response.status(), 403);
-    let response = h
-        .post_as(
-            "wrong",
-            "/payment/purchase",
-            Some(&key(1)),
-            None,
-            purchase("1.00").to_string(),
-        )
-        .await;
+    let response = h.buy_as("wrong", Some(&key(1)), "1.00").await;
     assert_eq!(response.status(), 401);
 
     h.sim.state().update_faults(|f| f.api.fail_next = 1);
