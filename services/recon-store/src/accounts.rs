@@ -308,8 +308,18 @@ impl AccountStore {
     /// process without it leaves the column for one that has it: see
     /// [`AccountStore::fingerprint_api_tokens`]).
     fn lookup_of(&self, api_token: Option<&SecretString>) -> Option<String> {
-        let key = self.cipher.lookup_key().ok()?;
-        api_token.map(|t| key.fingerprint_secret(t))
+        let token = api_token?;
+        match self.cipher.lookup_key() {
+            Ok(key) => Some(key.fingerprint_secret(token)),
+            Err(_) => {
+                tracing::warn!(
+                    "the API token is stored without its lookup fingerprint (this process holds no \
+                     RECON_LOOKUP_KEY): recon-gateway will not find the account until \
+                     `reconctl keys reencrypt` runs or a worker holding the key starts"
+                );
+                None
+            }
+        }
     }
 
     /// Sets `api_token_lookup` on every account whose API token has none, or one made
