@@ -19,8 +19,9 @@
 // A benchmark reports on standard output, and its statistics are floating point.
 #![allow(clippy::print_stdout, clippy::float_arithmetic)]
 
+mod support;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use recon_store::MasterKey;
 use recon_store::testing::TestDatabase;
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use support::{Outcome, closed_loop, open_loop};
 
 const FIXED_RATE: u32 = 200;
 /// 20 blocks of 1 s per path: 4,000 requests each, so the p99 is the 40th slowest.
@@ -42,15 +44,7 @@ const WARM_UP: Duration = Duration::from_secs(2);
 const PARTNER_TOKEN: &str = "f29104118c0d65";
 
 fn main() -> anyhow::Result<()> {
-    if !std::env::args().any(|arg| arg == "--bench") {
-        println!("gateway benchmark: skipped (run it with `make bench`)");
-        return Ok(());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(run())
+    support::run_bench("gateway", run)
 }
 
 /// What every phase shares.
@@ -83,6 +77,28 @@ struct Alternated {
 }
 
 impl Bench {
+    /// Sends purchases to `url`, each numbered from the bench's own counter (so every
+    /// idempotency key in the run is new, across blocks and paths).
+    fn purchases(
+        &self,
+        url: &str,
+    ) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+    + Clone
+    + Send
+    + 'static {
+        let (client, token, url, counter) = (
+            self.client.clone(),
+            self.token.clone(),
+            url.to_string(),
+            Arc::clone(&self.counter),
+        );
+        move |_| {
+            let (client, token, url) = (client.clone(), token.clone(), url.clone());
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async move { purchase(&client, &token, &url, n).await })
+        }
+    }
+
     /// `blocks` blocks of `length` per path, alternating direct and through the gateway
     /// (ABBA: D G, G D, D G, ...), so a change in what else the shared cores run (other
     /// processes on the machine, Postgres's checkpoints) weighs on both paths alike;
@@ -110,8 +126,10 @@ impl Bench {
                 let url = if through { &self.through } else { &self.direct };
                 let rows_before = if through { rows(db).await? } else { 0 };
                 let outcome = match load {
-                    Load::Open(rate) => open_loop(self, url, rate, length).await,
-                    Load::Closed(connections) => closed_loop(self, url, connections, length).await,
+                    Load::Open(rate) => open_loop(rate, length, self.purchases(url)).await,
+                    Load::Closed(connections) => {
+                        closed_loop(connections, length, self.purchases(url)).await
+                    }
                 };
                 if through {
                     result.rows += rows(db).await? - rows_before;
@@ -123,8 +141,6 @@ impl Bench {
                 }
             }
         }
-        result.direct.latencies.sort();
-        result.through.latencies.sort();
         Ok(result)
     }
 }
@@ -275,7 +291,7 @@ async fn run() -> anyhow::Result<()> {
     // Warm up connections (and both processes' allocators and caches) on both paths;
     // none of it is measured.
     for url in [&bench.direct, &bench.through] {
-        closed_loop(&bench, url, 8, WARM_UP).await;
+        closed_loop(8, WARM_UP, bench.purchases(url)).await;
     }
 
     let before = Scrape::read(&gateway_url).await;
@@ -287,8 +303,8 @@ async fn run() -> anyhow::Result<()> {
         "at a fixed {FIXED_RATE} requests/s (open loop, latency from the scheduled send; {FIXED_BLOCKS} blocks of {} s per path, alternating):",
         FIXED_BLOCK.as_secs()
     );
-    fixed.direct.print("simulator directly");
-    fixed.through.print("through the gateway");
+    print(&fixed.direct, "simulator directly");
+    print(&fixed.through, "through the gateway");
     added(&fixed.direct, &fixed.through);
     for (name, what) in [
         (
@@ -319,8 +335,8 @@ async fn run() -> anyhow::Result<()> {
         "\nat saturation ({SATURATION_CONNECTIONS} connections, closed loop; {SATURATION_BLOCKS} blocks of {} s per path, alternating):",
         SATURATION_BLOCK.as_secs()
     );
-    saturation.direct.print("simulator directly");
-    saturation.through.print("through the gateway");
+    print(&saturation.direct, "simulator directly");
+    print(&saturation.through, "through the gateway");
     added(&saturation.direct, &saturation.through);
     println!(
         "  evidence rows committed to Postgres during the gateway's blocks: {:.0} rows/s ({} rows; at most {:.0} still spooled at a block's end)",
@@ -383,49 +399,18 @@ async fn metric(base: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[derive(Default)]
-struct Outcome {
-    ok: usize,
-    failed: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Outcome {
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let index = ((self.latencies.len() - 1) as f64 * p).round() as usize;
-        self.latencies[index]
-    }
-
-    fn mean(&self) -> Duration {
-        let total: Duration = self.latencies.iter().sum();
-        total / self.latencies.len().max(1) as u32
-    }
-
-    fn print(&self, name: &str) {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
-            "  {name:<20} {:>6.0} purchases/s ({} approved, {} failed); latency mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            self.ok as f64 / self.elapsed.as_secs_f64(),
-            self.ok,
-            self.failed,
-            ms(self.mean()),
-            ms(self.percentile(0.50)),
-            ms(self.percentile(0.99)),
-            ms(self.percentile(1.0))
-        );
-    }
-
-    fn merge(mut self, other: Outcome) -> Outcome {
-        self.ok += other.ok;
-        self.failed += other.failed;
-        self.elapsed += other.elapsed;
-        self.latencies.extend(other.latencies);
-        self
-    }
+fn print(outcome: &Outcome, name: &str) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "  {name:<20} {:>6.0} purchases/s ({} approved, {} failed); latency mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        outcome.rate(),
+        outcome.ok,
+        outcome.failed,
+        ms(outcome.mean()),
+        ms(outcome.percentile(0.50)),
+        ms(outcome.percentile(0.99)),
+        ms(outcome.percentile(1.0))
+    );
 }
 
 async fn purchase(client: &reqwest::Client, token: &str, url: &str, n: u64) -> bool {
@@ -450,92 +435,9 @@ async fn purchase(client: &reqwest::Client, token: &str, url: &str, n: u64) -> b
     }
 }
 
-async fn closed_loop(bench: &Bench, url: &str, connections: usize, length: Duration) -> Outcome {
-    let started = Instant::now();
-    let deadline = started + length;
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (client, token, url, counter) = (
-                bench.client.clone(),
-                bench.token.clone(),
-                url.to_string(),
-                Arc::clone(&bench.counter),
-            );
-            tokio::spawn(async move {
-                let mut outcome = Outcome::default();
-                while Instant::now() < deadline {
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    let sent = Instant::now();
-                    if purchase(&client, &token, &url, n).await {
-                        outcome.ok += 1;
-                        outcome.latencies.push(sent.elapsed());
-                    } else {
-                        outcome.failed += 1;
-                    }
-                }
-                outcome
-            })
-        })
-        .collect();
-    let mut total = Outcome::default();
-    for task in tasks {
-        total = total.merge(task.await.expect("a sender task finishes"));
-    }
-    total.elapsed = started.elapsed();
-    total.latencies.sort();
-    total
-}
-
-async fn open_loop(bench: &Bench, url: &str, rate: u32, length: Duration) -> Outcome {
-    let started = Instant::now();
-    let total_requests = (u64::from(rate) * length.as_secs()) as usize;
-    let interval = Duration::from_secs(1) / rate;
-    let tasks: Vec<_> = (0..total_requests)
-        .map(|i| {
-            let (client, token, url) = (bench.client.clone(), bench.token.clone(), url.to_string());
-            let n = bench.counter.fetch_add(1, Ordering::Relaxed);
-            let scheduled = started + interval * i as u32;
-            tokio::spawn(async move {
-                tokio::time::sleep_until(scheduled.into()).await;
-                let ok = purchase(&client, &token, &url, n).await;
-                (ok, scheduled.elapsed())
-            })
-        })
-        .collect();
-    let mut outcome = Outcome::default();
-    for task in tasks {
-        let (ok, latency) = task.await.expect("a request task finishes");
-        if ok {
-            outcome.ok += 1;
-            outcome.latencies.push(latency);
-        } else {
-            outcome.failed += 1;
-        }
-    }
-    outcome.elapsed = started.elapsed();
-    outcome.latencies.sort();
-    outcome
-}
-
-fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir: PathBuf = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let binary = dir.join(name);
-    anyhow::ensure!(
-        binary.exists(),
-        "{} is missing: `make bench` builds it first",
-        binary.display()
-    );
-    Ok(binary)
-}
-
 fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Child> {
     let log = std::fs::File::create(std::env::temp_dir().join(format!("recon-bench-{name}.log")))?;
-    Ok(Command::new(binary(name)?)
+    Ok(Command::new(support::binary(name)?)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("LOG_FORMAT", "json")
@@ -545,7 +447,7 @@ fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Ch
 }
 
 fn run_ok(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<()> {
-    let output = Command::new(binary(name)?)
+    let output = Command::new(support::binary(name)?)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()?;

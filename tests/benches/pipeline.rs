@@ -8,7 +8,8 @@
 
 #![allow(clippy::print_stdout, clippy::float_arithmetic)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,15 +22,7 @@ use serde_json::Value;
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 fn main() -> anyhow::Result<()> {
-    if !std::env::args().any(|arg| arg == "--bench") {
-        println!("pipeline benchmark: skipped (run it with `make bench`)");
-        return Ok(());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    support::run_bench("pipeline", || async {
         println!("pipeline benchmark (release binaries, RabbitMQ and Postgres local)\n");
         let lifted = run(Scenario {
             accounts: 2,
@@ -108,17 +101,9 @@ fn port() -> u16 {
         .port()
 }
 
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join(name))
-        .expect("target dir")
-}
-
 fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Child> {
     let log = std::fs::File::create(std::env::temp_dir().join(format!("recon-bench-{name}.log")))?;
-    Ok(Command::new(bin(name))
+    Ok(Command::new(support::binary(name)?)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")
@@ -128,7 +113,7 @@ fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Ch
 }
 
 fn reconctl(args: &[&str], env: &[(&str, String)]) -> anyhow::Result<()> {
-    let status = Command::new(bin("reconctl"))
+    let status = Command::new(support::binary("reconctl")?)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")

@@ -10,10 +10,13 @@
 // A benchmark reports on standard output, and its statistics are floating point.
 #![allow(clippy::print_stdout, clippy::float_arithmetic)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::{Outcome, closed_loop, open_loop};
 
 use futures::StreamExt;
 use lapin::BasicProperties;
@@ -29,17 +32,7 @@ const PHASE: Duration = Duration::from_secs(15);
 const FIXED_RATE: u32 = 1000;
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; any other runner (`cargo test --benches`) gets a
-    // no-op rather than a minute of load on a shared machine.
-    if !std::env::args().any(|arg| arg == "--bench") {
-        println!("receiver benchmark: skipped (run it with `make bench`)");
-        return Ok(());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(run())
+    support::run_bench("receiver", run)
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -65,11 +58,16 @@ async fn run() -> anyhow::Result<()> {
         .build()?;
 
     // Warm up connections and the broker channels.
-    closed_loop(&client, &url, "warm", 16, Duration::from_secs(2)).await;
+    closed_loop(16, Duration::from_secs(2), webhooks(&client, &url, "warm")).await;
 
-    let saturation = closed_loop(&client, &url, "sat", SATURATION_CONNECTIONS, PHASE).await;
+    let saturation = closed_loop(
+        SATURATION_CONNECTIONS,
+        PHASE,
+        webhooks(&client, &url, "sat"),
+    )
+    .await;
     let rss_after_saturation = rss_kib(receiver.id());
-    let fixed = open_loop(&client, &url, FIXED_RATE, PHASE).await;
+    let fixed = open_loop(FIXED_RATE, PHASE, webhooks(&client, &url, "fixed")).await;
     let rss = rss_kib(receiver.id());
     let peak = peak_kib(receiver.id()).unwrap_or(0);
 
@@ -85,14 +83,14 @@ async fn run() -> anyhow::Result<()> {
     let warm = queued as usize - accepted.min(queued as usize);
 
     println!("\nat saturation ({SATURATION_CONNECTIONS} connections, closed loop):");
-    saturation.print();
+    print(&saturation);
     println!(
         "  ratio to RabbitMQ alone: {:.2}",
         saturation.rate() / ceiling
     );
     println!("  receiver RSS after: {} MiB", rss_after_saturation / 1024);
     println!("\nat a fixed {FIXED_RATE} requests/s (open loop, latency from the scheduled send):");
-    fixed.print();
+    print(&fixed);
     println!(
         "  receiver RSS after: {} MiB (peak over the run {} MiB)",
         rss / 1024,
@@ -143,56 +141,43 @@ async fn rabbitmq_ceiling(prefix: &str) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-#[derive(Default)]
-struct Outcome {
-    ok: usize,
-    failed: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Outcome {
-    fn rate(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let index = ((self.latencies.len() - 1) as f64 * p).round() as usize;
-        self.latencies[index]
-    }
-
-    fn print(&self) {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
-            "  confirmed webhooks/s: {:.0} ({} answered 2xx, {} failed)",
-            self.rate(),
-            self.ok,
-            self.failed
-        );
-        println!(
-            "  latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            ms(self.percentile(0.50)),
-            ms(self.percentile(0.90)),
-            ms(self.percentile(0.99)),
-            ms(self.percentile(1.0))
-        );
-    }
-
-    fn merge(mut self, other: Outcome) -> Outcome {
-        self.ok += other.ok;
-        self.failed += other.failed;
-        self.latencies.extend(other.latencies);
-        self
-    }
+fn print(outcome: &Outcome) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "  confirmed webhooks/s: {:.0} ({} answered 2xx, {} failed)",
+        outcome.rate(),
+        outcome.ok,
+        outcome.failed
+    );
+    println!(
+        "  latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(outcome.percentile(0.50)),
+        ms(outcome.percentile(0.90)),
+        ms(outcome.percentile(0.99)),
+        ms(outcome.percentile(1.0))
+    );
 }
 
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Sends signed webhooks, `msg_<phase>_<n>` for the `n`th.
+fn webhooks(
+    client: &reqwest::Client,
+    url: &str,
+    phase: &str,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
++ Clone
++ Send
++ 'static {
+    let (client, url, phase) = (client.clone(), url.to_string(), phase.to_string());
+    move |n| {
+        let (client, url, id) = (client.clone(), url.clone(), format!("msg_{phase}_{n}"));
+        Box::pin(async move { send(&client, &url, &id).await })
+    }
 }
 
 async fn send(client: &reqwest::Client, url: &str, id: &str) -> bool {
@@ -214,93 +199,9 @@ async fn send(client: &reqwest::Client, url: &str, id: &str) -> bool {
     matches!(response, Ok(r) if r.status().is_success())
 }
 
-/// `connections` senders, each sending its next request as soon as the last is answered.
-async fn closed_loop(
-    client: &reqwest::Client,
-    url: &str,
-    phase: &str,
-    connections: usize,
-    length: Duration,
-) -> Outcome {
-    let started = Instant::now();
-    let deadline = started + length;
-    let tasks: Vec<_> = (0..connections)
-        .map(|worker| {
-            let (client, url, phase) = (client.clone(), url.to_string(), phase.to_string());
-            tokio::spawn(async move {
-                let mut outcome = Outcome::default();
-                let mut n = 0;
-                while Instant::now() < deadline {
-                    let id = format!("msg_{phase}_{worker}_{n}");
-                    n += 1;
-                    let sent = Instant::now();
-                    if send(&client, &url, &id).await {
-                        outcome.ok += 1;
-                        outcome.latencies.push(sent.elapsed());
-                    } else {
-                        outcome.failed += 1;
-                    }
-                }
-                outcome
-            })
-        })
-        .collect();
-    let mut total = Outcome::default();
-    for task in tasks {
-        total = total.merge(task.await.expect("a sender task finishes"));
-    }
-    total.elapsed = started.elapsed();
-    total.latencies.sort();
-    total
-}
-
-/// One request every `1/rate` s whatever the answers, latency counted from the
-/// scheduled instant.
-async fn open_loop(client: &reqwest::Client, url: &str, rate: u32, length: Duration) -> Outcome {
-    let started = Instant::now();
-    let total_requests = (u64::from(rate) * length.as_secs()) as usize;
-    let interval = Duration::from_secs(1) / rate;
-    let tasks: Vec<_> = (0..total_requests)
-        .map(|n| {
-            let (client, url) = (client.clone(), url.to_string());
-            let scheduled = started + interval * n as u32;
-            tokio::spawn(async move {
-                tokio::time::sleep_until(scheduled.into()).await;
-                let ok = send(&client, &url, &format!("msg_fixed_{n}")).await;
-                (ok, scheduled.elapsed())
-            })
-        })
-        .collect();
-    let mut outcome = Outcome::default();
-    for task in tasks {
-        let (ok, latency) = task.await.expect("a request task finishes");
-        if ok {
-            outcome.ok += 1;
-            outcome.latencies.push(latency);
-        } else {
-            outcome.failed += 1;
-        }
-    }
-    outcome.elapsed = started.elapsed();
-    outcome.latencies.sort();
-    outcome
-}
-
 fn start_receiver(port: u16, prefix: &str) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe()?;
-    let dir: PathBuf = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let binary = dir.join("recon-receiver");
-    anyhow::ensure!(
-        binary.exists(),
-        "{} is missing: `make bench` builds it first",
-        binary.display()
-    );
     let log = std::fs::File::create(std::env::temp_dir().join("recon-bench-receiver.log"))?;
-    Ok(Command::new(binary)
+    Ok(Command::new(support::binary("recon-receiver")?)
         .env("RECEIVER_ADDR", format!("127.0.0.1:{port}"))
         .env("AMQP_URL", AMQP_URL)
         .env("AMQP_PREFIX", prefix)
