@@ -9,6 +9,13 @@ mod generated {
 }
 
 pub use generated::WebhookEnvelope;
+/// The attribution alert messages (`proto/helcim_recon/v1/attribution_alert.proto`).
+pub mod alert {
+    pub use super::generated::{
+        AttributionAlert, EscalationDetail, GapDetail, MoneyAtRisk, MonthClosedDetail,
+        attribution_alert::Detail,
+    };
+}
 
 /// The `schema_version` this build writes.
 pub const SCHEMA_VERSION: u32 = 1;

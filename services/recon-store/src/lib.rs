@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod attribution;
 pub mod connected;
 pub mod crypto;
 pub mod database;

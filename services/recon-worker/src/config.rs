@@ -63,6 +63,8 @@ pub struct Settings {
     pub partner_token: Option<SecretString>,
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub attribution: crate::attribution::settings::AttributionSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

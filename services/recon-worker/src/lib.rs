@@ -11,6 +11,7 @@
 //!   [`redeliveries`]: the delivery limit where the broker keeps none;
 //! - [`startup`]: the wiring.
 
+pub mod attribution;
 mod batch_cache;
 pub mod clients;
 pub mod config;

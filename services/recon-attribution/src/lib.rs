@@ -1,0 +1,16 @@
+//! `recon-attribution`: the rules behind attribution gaps, apart from any I/O.
+//!
+//! - [`month`]: calendar months in the close time zone, their close (the deadline)
+//!   and the escalation thresholds before it;
+//! - [`clock`]: where "now" comes from (the system, or an offset a test controls);
+//! - [`model`]: gap classes, statuses and transaction kinds, with their public names;
+//! - [`report`]: the month report's numbers and its byte-stable JSON and CSV.
+
+pub mod clock;
+pub mod model;
+pub mod month;
+pub mod report;
+
+pub use clock::Clock;
+pub use model::{GapClass, GapStatus, Kind, OrphanReason, Resolution};
+pub use month::{CloseCalendar, Month};

@@ -1,0 +1,5 @@
+//! Attribution gaps in Postgres (migration 0009): the month report ([`report`]).
+//! The engine that fills these tables lives in recon-worker (`attribution`); the
+//! rules it follows live in the pure `recon-attribution` crate.
+
+pub mod report;
