@@ -21,6 +21,7 @@ bench: services
 	$(CARGO) bench -p recon-e2e --bench receiver
 	$(CARGO) bench -p recon-e2e --bench pipeline
 	$(CARGO) bench -p recon-e2e --bench gateway
+	$(CARGO) bench -p recon-e2e --bench attribution
 
 ## lint: formatting, clippy and the dependency rules (one TLS crypto provider, no HTTP
 ##       client in recon-api), as CI checks them.

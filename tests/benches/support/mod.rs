@@ -159,3 +159,83 @@ where
     outcome.latencies.sort();
     outcome
 }
+
+/// Child processes killed (and reaped) when dropped, so a failing benchmark leaves
+/// nothing running.
+#[derive(Debug, Default)]
+pub struct Processes(pub Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts the release binary `name`, its standard error in
+/// `$TMPDIR/recon-bench-<name>.log` (where to look when a figure looks wrong).
+pub fn spawn(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> anyhow::Result<std::process::Child> {
+    let log = std::fs::File::create(std::env::temp_dir().join(format!("recon-bench-{name}.log")))?;
+    Ok(std::process::Command::new(binary(name)?)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()?)
+}
+
+/// Runs the release binary `name` to completion; its standard output when it
+/// succeeded, an error with its standard error when not.
+pub fn run_ok(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<String> {
+    let output = std::process::Command::new(binary(name)?)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Polls `url` until it answers 2xx (20 s at most).
+pub async fn wait_ready(url: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(url).await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{url} did not become ready")
+}
+
+/// Sorted durations as an [`Outcome`], for figures timed one by one.
+pub fn timings(mut latencies: Vec<Duration>) -> Outcome {
+    latencies.sort();
+    Outcome {
+        ok: latencies.len(),
+        elapsed: latencies.iter().sum(),
+        latencies,
+        ..Outcome::default()
+    }
+}
+
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

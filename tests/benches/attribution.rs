@@ -1,0 +1,28 @@
+//! `make bench`: attribution gaps, release build, on this machine. Prints figures;
+//! never fails on speed (it fails when a report does not add up).
+//!
+//! 1. The month report over 1,000,000 transactions generated straight into Postgres
+//!    (target < 1 s), and whether the month index is used.
+
+#![allow(clippy::print_stdout, clippy::float_arithmetic)]
+
+mod support;
+
+#[path = "attribution/month_load.rs"]
+mod month_load;
+#[path = "attribution/report.rs"]
+mod report;
+
+fn main() -> anyhow::Result<()> {
+    support::run_bench("attribution", || async {
+        let build = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        println!("attribution benchmark ({build} build, Postgres local)\n");
+        let loaded = report::run().await?;
+        loaded.db.drop_now().await;
+        anyhow::Ok(())
+    })
+}
