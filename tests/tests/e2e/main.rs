@@ -2,6 +2,8 @@
 //! `make test` before the tests run) and talk to them over HTTP.
 
 mod access_and_dead_letters;
+mod attribution;
+mod attribution_stack;
 mod binaries;
 mod connected;
 mod faults;
