@@ -2,12 +2,19 @@
 //! never fails on speed (it fails when a report does not add up).
 //!
 //! 1. The month report over 1,000,000 transactions generated straight into Postgres
-//!    (target < 1 s), and whether the month index is used.
+//!    (target < 1 s), from the store and through `recon-api`, and whether the month
+//!    index is used.
+//! 2. Detection latency, ledger row to visible gap, at a steady rate with a real
+//!    `recon-worker` running the engine.
 
 #![allow(clippy::print_stdout, clippy::float_arithmetic)]
 
 mod support;
 
+#[path = "attribution/detection.rs"]
+mod detection;
+#[path = "attribution/endpoint.rs"]
+mod endpoint;
 #[path = "attribution/month_load.rs"]
 mod month_load;
 #[path = "attribution/report.rs"]
@@ -22,7 +29,11 @@ fn main() -> anyhow::Result<()> {
         };
         println!("attribution benchmark ({build} build, Postgres local)\n");
         let loaded = report::run().await?;
+        let through_api = endpoint::run(&loaded).await;
         loaded.db.drop_now().await;
+        through_api?;
+        println!();
+        detection::print(&detection::run(50, 20).await?);
         anyhow::Ok(())
     })
 }
