@@ -8,7 +8,8 @@
 # After the simulated history is reconciled, an attribution mix makes payments every
 # way a partner's merchants make them (deploy/local/attribution-mix.py).
 # Accounts go into Postgres (encrypted) with reconctl, as an operator would add them.
-# Prints progress and a summary, then serves until Ctrl-C. RUN_ONCE=1 stops after the
+# Prints progress and a summary (the attribution summary last: gaps by class, money at
+# risk, time to the close), then serves until Ctrl-C. RUN_ONCE=1 stops after the
 # summary (scripts, CI). REAL_LIMITS=1 keeps Helcim's 100 calls/min per account (slow).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -101,7 +102,11 @@ RECON_PUBLIC_URL="http://$RECEIVER_ADDR" "$BIN/reconctl" accounts list
 say "starting recon-receiver on $RECEIVER_ADDR, recon-worker on $WORKER_ADDR, recon-api on $API_ADDR (logs in $STATE/)"
 RECEIVER_ADDR=$RECEIVER_ADDR "$BIN/recon-receiver" >"$STATE/receiver.log" 2>&1 &
 pids+=($!)
+# A short grace period (production: 600 s) so the mix's unreported direct payments
+# become `unattributed` gaps before the summary; a sweep every 2 s finds them.
+ATTRIBUTION_GRACE=${RECON_ATTRIBUTION_GRACE:-20}
 WORKER_ADDR=$WORKER_ADDR HELCIM_API_BASE_URL="http://$SIM_ADDR/v2" HELCIM_LIMITS=$worker_limits \
+  RECON_ATTRIBUTION_GRACE=$ATTRIBUTION_GRACE RECON_ATTRIBUTION_SWEEP_INTERVAL=${RECON_ATTRIBUTION_SWEEP_INTERVAL:-2} \
   "$BIN/recon-worker" >"$STATE/worker.log" 2>&1 &
 pids+=($!)
 API_ADDR=$API_ADDR "$BIN/recon-api" >"$STATE/api.log" 2>&1 &
@@ -150,8 +155,40 @@ say "a merchant referred by $referrer registered at Helcim (simulator id $connec
 sleep 2 # the terminal's outcome and the connectedAccount event are sent asynchronously
 drain
 
+# The engine: every stored transaction and every piece of evidence has its verdict,
+# and the grace period of the last ones has run out (so nothing is still pending).
+say "waiting for the attribution engine (grace period ${ATTRIBUTION_GRACE}s)"
+engine_deadline=$((SECONDS + ATTRIBUTION_GRACE + 90))
+while :; do
+  behind=$(ledger "SELECT (SELECT count(*) FROM card_transactions WHERE reconciliation_status <> 'pending')
+                        - (SELECT count(*) FROM attribution_transactions)
+                        + (SELECT count(*) FROM attribution_evidence)
+                        - (SELECT count(*) FROM attribution_matches)
+                        + (SELECT count(*) FROM attribution_dirty)
+                        + (SELECT count(*) FROM attribution_transactions WHERE verdict = 'pending')")
+  printf '\r[run] attribution: %s verdicts still to come or in their grace period   ' "$behind" >&2
+  [ "$behind" = 0 ] && break
+  if [ $SECONDS -ge $engine_deadline ]; then
+    printf '\n' >&2
+    say "the attribution engine did not settle; see $STATE/worker.log"
+    exit 1
+  fi
+  sleep 1
+done
+printf '\n' >&2
+
 key=$(RUST_LOG=warn "$BIN/reconctl" api-keys create --role finance | tail -n 1)
 sample=$(ledger "SELECT account_id || '/transactions/' || transaction_id FROM card_transactions WHERE reconciliation_status = 'matched' ORDER BY transaction_id LIMIT 1")
+# Gaps by class, money at risk and time to the close: `reconctl attribution summary`,
+# or, from a reconctl without it, the month report the API serves.
+attribution_summary() {
+  if RUST_LOG=warn "$BIN/reconctl" attribution summary 2>/dev/null; then return; fi
+  month=$(ledger "SELECT to_char(now() AT TIME ZONE 'America/Edmonton', 'YYYY-MM')")
+  curl -fsS -H "Authorization: Bearer $admin_key" "http://$API_ADDR/v1/attribution/report?month=$month" |
+    python3 deploy/local/attribution-summary.py ||
+    echo "attribution summary: the API did not answer (see $STATE/api.log)"
+}
+
 cat >&2 <<MSG
 
   helcim-recon local pipeline
@@ -175,6 +212,8 @@ $(ledger "SELECT format('    %-62s %s', kind, n) FROM (
     ledger transactions with no evidence at all: $(ledger "SELECT count(*) FROM card_transactions t WHERE NOT EXISTS (SELECT 1 FROM attribution_evidence e WHERE e.account_id = t.account_id AND (e.transaction_id = t.transaction_id OR e.invoice_number = t.invoice_number))") (the simulated history, direct payments nobody reported, Helcim's own tools)
   connected accounts       $(RUST_LOG=warn "$BIN/reconctl" accounts list | awk -F '\t' '$6 != "-" && NR > 1 && /^connected/ {printf "%s (referred by %s) ", $1, $6}')
 
+$(attribution_summary | sed 's/^/  /')
+
   Query the ledger with the finance key just created:
     curl -H "Authorization: Bearer $key" \\
          http://$API_ADDR/v1/accounts/$sample
@@ -188,6 +227,9 @@ MSG
 if [ "${RUN_ONCE:-0}" = 1 ]; then
   curl -fsS -H "Authorization: Bearer $key" "http://$API_ADDR/v1/accounts/$sample" >/dev/null ||
     { say "the API did not answer the sample query"; exit 1; }
+  gaps=$(ledger "SELECT count(*) FROM attribution_gaps WHERE status IN ('open', 'acknowledged')")
+  [ "$gaps" != "?" ] && [ "$gaps" -gt 0 ] ||
+    { say "the attribution mix left no open gap (its direct payments should be unattributed)"; exit 1; }
   say "RUN_ONCE=1: the API answered; stopping"
   exit 0
 fi
