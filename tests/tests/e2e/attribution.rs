@@ -195,7 +195,7 @@ async fn a_known_mix_of_payments_yields_exactly_its_gaps_through_the_api_each_wi
         let evidence = s.evidence_recorded_at(account, Some(tx), None).await;
         let cause = evidence.map_or(stored, |e| e.max(stored));
         let latency = first_seen(&seen_at, gap, "open") - cause;
-        println!("{class} of {tx}: visible {latency} after its cause");
+        eprintln!("{class} of {tx}: visible {latency} after its cause");
         assert!(
             latency.to_std().unwrap_or_default() <= VISIBLE_WITHIN,
             "{class} of {tx} became visible {latency} after its cause"

@@ -34,18 +34,15 @@ pub struct Merchant {
 
 pub struct AttributionStack {
     pub db: TestDatabase,
-    pub env: Vec<(&'static str, String)>,
     prefix: String,
     pub a: Merchant,
     pub b: Merchant,
     pub sim_url: String,
     pub gateway_url: String,
     pub api_url: String,
-    pub worker_addr: String,
     pub admin_key: String,
     pub partner_key: String,
     pub clock_file: PathBuf,
-    worker_env: Vec<(&'static str, String)>,
     pub processes: Vec<Running>,
     pub http: reqwest::Client,
 }
@@ -198,18 +195,15 @@ impl AttributionStack {
         wait_until_healthy(&format!("{api_url}/readyz")).await;
         AttributionStack {
             db,
-            env,
             prefix,
             a,
             b,
             sim_url: sim.url,
             gateway_url,
             api_url,
-            worker_addr,
             admin_key,
             partner_key,
             clock_file,
-            worker_env,
             processes,
             http: reqwest::Client::new(),
         }
@@ -218,15 +212,6 @@ impl AttributionStack {
     /// Moves every process reading the clock file `seconds` ahead of the system clock.
     pub fn set_clock_offset(&self, seconds: i64) {
         std::fs::write(&self.clock_file, seconds.to_string()).unwrap();
-    }
-
-    /// A second worker process on the same database and queues (another replica).
-    pub async fn start_another_worker(&mut self) -> String {
-        let addr = format!("127.0.0.1:{}", free_port());
-        self.processes
-            .push(start_worker(&self.env, &addr, &self.worker_env));
-        wait_until_healthy(&format!("http://{addr}/readyz")).await;
-        addr
     }
 
     /// A Payment API purchase through the gateway as `merchant`; `partner`: a
@@ -408,20 +393,6 @@ impl AttributionStack {
             .unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
-    }
-
-    /// The report's raw bytes in `accept` (`application/json` or `text/csv`).
-    pub async fn report_bytes(&self, key: &str, query: &str, accept: &str) -> Vec<u8> {
-        let response = self
-            .http
-            .get(format!("{}/v1/attribution/report?{query}", self.api_url))
-            .bearer_auth(key)
-            .header("accept", accept)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.bytes().await.unwrap().to_vec()
     }
 
     /// Waits until `ready` holds for the number `sql` counts.
