@@ -8,7 +8,7 @@ can take, so the summary can show what was captured of each kind:
   gateway, wrong token through recon-gateway with a token the client got wrong (kept as sent)
   gateway, retried     the same request twice with one idempotency key (one piece of evidence)
   direct + receipt     straight to Helcim, then reported to recon-api as receipts
-  direct, forgotten    straight to Helcim without the partner token, reported so
+  direct, no token     straight to Helcim without the partner token, reported so
   direct, no evidence  straight to Helcim, nothing reported (what attribution gaps are made of)
   terminal             a Smart Terminal purchase through the gateway, finished on the device
   HelcimPay.js         a checkout initialized through the gateway, paid in the browser
@@ -145,7 +145,7 @@ def main():
         {"authorization": f"Bearer {API_KEY}"},
     )
     expect("receipts without a token", status, {200})
-    say("direct, token forgotten", len(forgotten), "(receipts say no partner token was sent)")
+    say("direct, no token", len(forgotten), "(receipts say no partner token was sent)")
 
     bare = [purchase(SIM, api_token, f"{50 + n}.00") for n in range(3)]
     say("direct, no evidence", len(bare), "(unattributed once the grace period ends)")
