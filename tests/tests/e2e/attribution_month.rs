@@ -331,6 +331,21 @@ async fn transactions_either_side_of_midnight_in_edmonton_land_in_their_own_mont
     }
     assert_eq!(h.get(path, "application/json").await, json_once);
     assert_eq!(h.get(path, "text/csv").await, csv_once);
+    let noted = h
+        .http
+        .get(format!("{}{path}", h.api_url))
+        .bearer_auth(&h.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        noted
+            .headers()
+            .get("recon-post-close-notes")
+            .and_then(|v| v.to_str().ok()),
+        Some("1"),
+        "the late evidence is told beside the frozen report"
+    );
     let march_gaps = h.json("/v1/attribution/gaps?month=2026-03").await;
     assert!(
         march_gaps["gaps"]
