@@ -3,3 +3,5 @@
 //! rules it follows live in the pure `recon-attribution` crate.
 
 pub mod report;
+pub mod documents;
+pub mod gaps;
