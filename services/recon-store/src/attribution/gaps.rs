@@ -328,7 +328,13 @@ pub async fn summary(pool: &PgPool, month: Month) -> Result<Summary, sqlx::Error
     .fetch_all(pool)
     .await?
     .iter()
-    .map(|row| Ok((named(row, "class")?, named(row, "status")?, row.try_get("n")?)))
+    .map(|row| {
+        Ok((
+            named(row, "class")?,
+            named(row, "status")?,
+            row.try_get("n")?,
+        ))
+    })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let at_risk = sqlx::query(
         "SELECT t.account_id, t.currency, sum(t.amount_minor)::bigint AS amount,
@@ -351,10 +357,11 @@ pub async fn summary(pool: &PgPool, month: Month) -> Result<Summary, sqlx::Error
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let frozen_at = sqlx::query_scalar("SELECT frozen_at FROM attribution_reports WHERE month = $1")
-        .bind(day)
-        .fetch_optional(pool)
-        .await?;
+    let frozen_at =
+        sqlx::query_scalar("SELECT frozen_at FROM attribution_reports WHERE month = $1")
+            .bind(day)
+            .fetch_optional(pool)
+            .await?;
     let post_close_notes =
         sqlx::query_scalar("SELECT count(*) FROM attribution_post_close_notes WHERE month = $1")
             .bind(day)

@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn notes_are_trimmed_required_and_bounded() {
-        assert_eq!(Note::parse("  fixed the token \n").unwrap().as_str(), "fixed the token");
+        assert_eq!(
+            Note::parse("  fixed the token \n").unwrap().as_str(),
+            "fixed the token"
+        );
         assert_eq!(Note::parse(" \n\t "), Err(NoteError::Empty));
         assert!(Note::parse(&"é".repeat(MAX_NOTE_CHARS)).is_ok());
         assert_eq!(

@@ -102,7 +102,13 @@ mod tests {
     #[test]
     fn junk_cursors_are_refused() {
         let filter = november();
-        for junk in ["", "x", "!!!", &URL_SAFE_NO_PAD.encode("g1.-1.00"), &URL_SAFE_NO_PAD.encode("g1.5")] {
+        for junk in [
+            "",
+            "x",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("g1.-1.00"),
+            &URL_SAFE_NO_PAD.encode("g1.5"),
+        ] {
             assert_eq!(decode(junk, &filter), Err(CursorError::Malformed), "{junk}");
         }
     }
