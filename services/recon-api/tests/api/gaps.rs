@@ -442,3 +442,26 @@ async fn an_expired_gap_and_a_gap_of_a_closed_month_refuse_changes_with_409() {
     assert_eq!(events(pool, expired).await + events(pool, lagging).await, 2);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_resolves_of_one_gap_change_it_once() {
+    let api = Harness::start(Options::default()).await;
+    let pool = &api.db.pool;
+    account(pool, ACCOUNT, None).await;
+    let id = gap(pool, ACCOUNT, 1, "unattributed", 100, this_month(), "open").await;
+    let admin = api.key(Role::Admin, None).await;
+    let path = format!("/v1/attribution/gaps/{id}/resolve");
+    let answers = futures::future::join_all(
+        (0..8).map(|n| post(&api, &path, &admin, json!({"note": format!("try {n}")}))),
+    )
+    .await;
+    let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 409, 409, 409, 409, 409, 409, 409],
+        "{answers:?}"
+    );
+    assert_eq!(events(pool, id).await, 2, "one detection, one resolution");
+    api.stop().await;
+}
