@@ -6,6 +6,8 @@
 //! accounts (no account id) are seen only by keys scoped to every account. Whoever
 //! may see a gap may acknowledge or resolve it: a partner fixing its integration, a
 //! finance lead writing the share off. The actor recorded is `api-key:<prefix>`.
+//! `recon_api_gap_actions_total{action, outcome}` counts what was asked and how it
+//! ended (`changed`, `not_found`, `conflict`, `unavailable`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use recon_store::api_keys::Capability;
@@ -138,6 +140,18 @@ async fn act(
             gaps::resolve(&state.pool, id, &scope, &actor, &note, now).await
         }
     };
+    let action_name = match action {
+        gaps::actions::Action::Acknowledge => "acknowledge",
+        gaps::actions::Action::Resolve => "resolve",
+    };
+    let outcome = match &done {
+        Ok(_) => "changed",
+        Err(ActionError::NotFound) => "not_found",
+        Err(ActionError::Conflict { .. }) => "conflict",
+        Err(ActionError::Database(_)) => "unavailable",
+    };
+    metrics::counter!("recon_api_gap_actions_total", "action" => action_name, "outcome" => outcome)
+        .increment(1);
     Ok(match done {
         Ok(gap) => {
             tracing::info!(gap = gap.id, status = %gap.status, %actor, "gap changed by a person");
