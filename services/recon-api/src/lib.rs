@@ -1,5 +1,6 @@
-//! `recon-api`: ledger queries for finance teams and partners, and the receipts
-//! partners report (`POST /v1/attribution/receipts`), behind
+//! `recon-api`: ledger queries for finance teams and partners, the receipts partners
+//! report (`POST /v1/attribution/receipts`), and attribution gaps and month reports
+//! (`/v1/attribution/gaps`, `/v1/attribution/report`), behind
 //! `Authorization: Bearer <key>` with roles and per-account scopes. An account outside
 //! a key's scope answers exactly as one that does not exist (404).
 //!
@@ -21,6 +22,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use clap::Parser;
+use recon_attribution::{Clock, CloseCalendar};
 use recon_common::telemetry::LogFormat;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -63,6 +65,15 @@ pub struct Settings {
     pub trusted_proxies: std::vec::Vec<ipnet::IpNet>,
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
+    /// The time zone whose calendar month Helcim closes (an IANA name): the months
+    /// and deadlines of attribution reports. The worker's must be the same.
+    #[arg(long, env = "RECON_CLOSE_TIMEZONE", default_value = "America/Edmonton", value_parser = CloseCalendar::from_name)]
+    pub close_timezone: CloseCalendar,
+    /// Tests and drills only: a file holding seconds to add to the system clock (the
+    /// worker's `RECON_CLOCK_OFFSET_FILE`, so live reports and gap actions see the
+    /// same "now" as the engine).
+    #[arg(long, env = "RECON_CLOCK_OFFSET_FILE")]
+    pub clock_offset_file: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -92,6 +103,10 @@ pub struct AppState {
     /// `API_TRUSTED_PROXIES`: whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// `RECON_CLOSE_TIMEZONE`: months and closes of attribution reports.
+    pub calendar: CloseCalendar,
+    /// "Now" for live reports and gap actions.
+    pub clock: Clock,
 }
 
 /// The bound servers (not yet running) and what tests look into.
@@ -137,6 +152,14 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Api> {
         pool,
         readiness,
         metrics: recon_common::metrics::install(),
+        calendar: settings.close_timezone,
+        clock: match &settings.clock_offset_file {
+            Some(path) => {
+                tracing::warn!(path = %path.display(), "RECON_CLOCK_OFFSET_FILE is set: the clock is shifted (tests and drills only)");
+                Clock::with_offset_file(path)
+            }
+            None => Clock::system(),
+        },
     });
     let ops_separate = settings.metrics_addr.is_some();
     let (listener, port) = bind(settings.addr, "API_ADDR")?;
@@ -193,6 +216,30 @@ fn v1_routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/v1/attribution/receipts",
         web::post().to(attribution::receipts::report),
+    )
+    .route(
+        "/v1/attribution/gaps",
+        web::get().to(attribution::gaps::list),
+    )
+    .route(
+        "/v1/attribution/gaps/{id}",
+        web::get().to(attribution::gaps::get_one),
+    )
+    .route(
+        "/v1/attribution/gaps/{id}/acknowledge",
+        web::post().to(attribution::gaps::acknowledge),
+    )
+    .route(
+        "/v1/attribution/gaps/{id}/resolve",
+        web::post().to(attribution::gaps::resolve),
+    )
+    .route(
+        "/v1/attribution/report",
+        web::get().to(attribution::report::get),
+    )
+    .route(
+        "/v1/attribution/report/notes",
+        web::get().to(attribution::report::notes),
     )
     .route("/v1/api-keys", web::get().to(keys::list))
     .route(

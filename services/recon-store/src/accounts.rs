@@ -10,8 +10,10 @@ use sqlx::{PgPool, Row};
 use crate::crypto::{CryptoError, Purpose, SecretCipher, fingerprint};
 
 mod partner_token;
+mod share;
 
 pub use partner_token::PartnerTokenSource;
+pub use share::{MAX_SHARE_BPS, set_revenue_share};
 
 /// What went wrong with an account operation, in terms an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,8 @@ pub struct AccountSummary {
     pub connected_account_id: Option<String>,
     /// Where the gateway's partner token for this account comes from.
     pub partner_token: PartnerTokenSource,
+    /// The revenue share rate in basis points (`reconctl accounts set-share`).
+    pub revenue_share_bps: Option<i32>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -176,7 +180,7 @@ impl AccountStore {
         let rows = sqlx::query(
             "SELECT a.account_id, a.display_name, a.api_token_encrypted IS NOT NULL AS has_api,
                     a.partner_token_encrypted IS NOT NULL AS has_partner, a.created_at,
-                    a.referred_by, a.connected_account_id,
+                    a.referred_by, a.connected_account_id, a.revenue_share_bps,
                     coalesce(r.partner_token_encrypted IS NOT NULL, false) AS referrer_has_partner,
                     coalesce(array_agg(v.fingerprint ORDER BY v.created_at)
                              FILTER (WHERE v.id IS NOT NULL), '{}') AS verifiers
@@ -204,6 +208,7 @@ impl AccountStore {
                     ),
                     referred_by,
                     connected_account_id: row.try_get("connected_account_id")?,
+                    revenue_share_bps: row.try_get("revenue_share_bps")?,
                     created_at: row.try_get("created_at")?,
                 })
             })

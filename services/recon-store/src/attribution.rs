@@ -2,4 +2,6 @@
 //! The engine that fills these tables lives in recon-worker (`attribution`); the
 //! rules it follows live in the pure `recon-attribution` crate.
 
+pub mod documents;
+pub mod gaps;
 pub mod report;

@@ -53,6 +53,18 @@ pub enum AccountsCommand {
         #[command(flatten)]
         verifier: VerifierSecret,
     },
+    /// Set the partner's revenue share rate on an account, in basis points (250 is
+    /// 2.5 %): gaps and reports show the share at risk with it. `--clear` removes it.
+    SetShare {
+        #[arg(long)]
+        account: String,
+        /// 0 to 10000.
+        #[arg(long, required_unless_present = "clear", value_parser = clap::value_parser!(i32).range(0..=i64::from(recon_store::accounts::MAX_SHARE_BPS)))]
+        bps: Option<i32>,
+        /// Remove the rate (no share at risk is shown).
+        #[arg(long, conflicts_with = "bps")]
+        clear: bool,
+    },
     /// Stop accepting a verifier token.
     RetireVerifier {
         account_id: String,
@@ -88,6 +100,13 @@ pub enum KeysCommand {
 }
 
 pub async fn run(database_url: &str, command: AccountsCommand) -> anyhow::Result<()> {
+    // The share rate is no secret: no master key needed to set it.
+    let command = match command {
+        AccountsCommand::SetShare { account, bps, .. } => {
+            return set_share(database_url, &account, bps).await;
+        }
+        other => other,
+    };
     let store = store(database_url).await?;
     match command {
         AccountsCommand::Add {
@@ -167,6 +186,23 @@ pub async fn run(database_url: &str, command: AccountsCommand) -> anyhow::Result
             store.retire_verifier(&account_id, &fingerprint).await?;
             println!("retired verifier {fingerprint} of {account_id}");
         }
+        AccountsCommand::SetShare { account, bps, .. } => {
+            set_share(database_url, &account, bps).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn set_share(database_url: &str, account: &str, bps: Option<i32>) -> anyhow::Result<()> {
+    let pool = recon_store::database::connect(database_url).await?;
+    recon_store::accounts::set_revenue_share(&pool, account, bps).await?;
+    match bps {
+        Some(bps) => println!(
+            "the share rate of {account} is {bps} basis points ({}.{:02} %)",
+            bps / 100,
+            bps % 100
+        ),
+        None => println!("cleared the share rate of {account}"),
     }
     Ok(())
 }

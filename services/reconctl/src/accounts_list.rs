@@ -7,8 +7,7 @@ use anyhow::bail;
 use recon_store::{AccountSummary, PartnerTokenSource};
 
 /// The header: scripts find columns by these names.
-pub const HEADER: &str =
-    "account\twebhook url\tapi token\tverifiers\tpartner token\treferred by\tconnected id";
+pub const HEADER: &str = "account\twebhook url\tapi token\tverifiers\tpartner token\treferred by\tconnected id\tshare bps";
 
 /// The receiver's public base URL, checked: `http(s)://host[:port][/prefix]`, no
 /// trailing slash kept.
@@ -92,6 +91,7 @@ fn row(account: &AccountSummary, public_url: Option<&str>) -> String {
         partner,
         dash(&account.referred_by),
         dash(&account.connected_account_id),
+        dash(&account.revenue_share_bps.map(|bps| bps.to_string())),
     ]
     .join("\t")
 }
@@ -110,6 +110,7 @@ mod tests {
             referred_by: None,
             connected_account_id: None,
             partner_token: PartnerTokenSource::None,
+            revenue_share_bps: None,
             created_at: chrono::DateTime::UNIX_EPOCH,
         }
     }
@@ -124,6 +125,7 @@ mod tests {
         connected.referred_by = Some("partner".into());
         connected.connected_account_id = Some("981".into());
         connected.partner_token = PartnerTokenSource::FromReferrer("partner".into());
+        connected.revenue_share_bps = Some(250);
         vec![connected, partner]
     }
 
@@ -135,8 +137,8 @@ mod tests {
             lines,
             [
                 HEADER,
-                "connected-981\thttps://recon.example.com/webhooks/helcim/connected-981\tyes\tnone\tfrom partner\tpartner\t981",
-                "partner\thttps://recon.example.com/webhooks/helcim/partner\tno\t3f2a1b9c0d4e 0a1b2c3d4e5f\town\t-\t-",
+                "connected-981\thttps://recon.example.com/webhooks/helcim/connected-981\tyes\tnone\tfrom partner\tpartner\t981\t250",
+                "partner\thttps://recon.example.com/webhooks/helcim/partner\tno\t3f2a1b9c0d4e 0a1b2c3d4e5f\town\t-\t-\t-",
                 "next: connected-981 has no verifier token, so its webhooks are refused: once the merchant's webhook settings in Helcim show one, run `reconctl accounts rotate-verifier connected-981 --verifier-token-env VAR`",
                 "2 accounts, 1 without a verifier token",
             ]
@@ -157,7 +159,10 @@ mod tests {
             .collect();
         assert_eq!(rows.len(), 1, "{out}");
         assert_eq!(rows[0].split('\t').count(), HEADER.split('\t').count());
-        assert!(rows[0].ends_with("\t98\u{fffd}1\u{fffd}next: x"), "{out}");
+        assert!(
+            rows[0].ends_with("\t98\u{fffd}1\u{fffd}next: x\t-"),
+            "{out}"
+        );
         assert!(!out.lines().any(|l| l == "next: x"));
     }
 

@@ -12,6 +12,8 @@
 mod accounts;
 mod accounts_list;
 mod api_keys;
+mod attribution;
+mod attribution_render;
 mod dlq;
 mod queues;
 
@@ -22,7 +24,7 @@ use secrecy::ExposeSecret;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Operate helcim-recon: migrate, accounts, keys, queues.",
+    about = "Operate helcim-recon: migrate, accounts, keys, queues, attribution.",
     after_help = "Secrets, from the environment only (or from the file NAME_FILE names):
   DATABASE_URL  Postgres (default: the local helcim_recon database)
   AMQP_URL      RabbitMQ, for queues and dlq (default: the local broker)"
@@ -56,6 +58,8 @@ enum Command {
     /// API keys for recon-api.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(api_keys::ApiKeysCommand),
+    /// Attribution gaps and month reports: list, acknowledge, resolve, summarise.
+    Attribution(attribution::AttributionArgs),
 }
 
 /// The database when DATABASE_URL is not set: the local one `make run` uses.
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Queues(args) => queues::run(args).await,
         Command::Dlq(command) => dlq::run_dlq(command).await,
         Command::ApiKeys(command) => api_keys::run(&cli.database_url, command).await,
+        Command::Attribution(args) => attribution::run(&cli.database_url, args).await,
     }
 }
 

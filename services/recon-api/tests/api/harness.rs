@@ -63,6 +63,8 @@ impl Harness {
                 vec![]
             },
             log_format: Default::default(),
+            close_timezone: Default::default(),
+            clock_offset_file: None,
         };
         let api = recon_api::build(&settings).await.expect("recon-api starts");
         let url = format!("http://127.0.0.1:{}", api.port);
