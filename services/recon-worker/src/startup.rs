@@ -55,7 +55,14 @@ impl Worker {
         // The worker needs the API- and partner-token keys; never the verifier key.
         let cipher = Arc::new(
             SecretCipher::from_env()?
-                .restricted_to(&[Purpose::ApiToken, Purpose::PartnerToken], true),
+                .restricted_to(
+                    &[
+                        Purpose::ApiToken,
+                        Purpose::PartnerToken,
+                        Purpose::AlertWebhook,
+                    ],
+                    true,
+                ),
         );
         let pool = recon_store::database::connect(settings.database_url()).await?;
         let store = AccountStore::new(pool.clone(), Arc::clone(&cipher));
@@ -102,6 +109,13 @@ impl Worker {
         }
         let background = CancellationToken::new();
         broker.spawn_watchdog(Duration::from_secs(1), background.clone());
+        crate::attribution::alerting::spawn(
+            pool.clone(),
+            Arc::clone(&broker),
+            Arc::clone(&cipher),
+            &settings.attribution,
+            background.clone(),
+        );
 
         let consumer = Arc::new(ConsumerHealth::default());
         let consuming = Consuming {
