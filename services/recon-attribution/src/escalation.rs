@@ -143,7 +143,12 @@ mod tests {
     fn a_farther_threshold_seen_after_a_nearer_one_is_recorded_silently() {
         // Thresholds configured later (7d added after 1d fired): record 7d, no alert.
         let t = Thresholds::default();
-        let p = plan(&t, deadline(), before(20 * HOUR as i64), &[d(DAY), d(2 * DAY)]);
+        let p = plan(
+            &t,
+            deadline(),
+            before(20 * HOUR as i64),
+            &[d(DAY), d(2 * DAY)],
+        );
         assert_eq!(p.record, vec![d(7 * DAY)]);
         assert_eq!(p.alert, None);
     }

@@ -53,17 +53,14 @@ impl Worker {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         helcim_client::ClientConfig::check_base_url(&settings.helcim_api_base_url)?;
         // The worker needs the API- and partner-token keys; never the verifier key.
-        let cipher = Arc::new(
-            SecretCipher::from_env()?
-                .restricted_to(
-                    &[
-                        Purpose::ApiToken,
-                        Purpose::PartnerToken,
-                        Purpose::AlertWebhook,
-                    ],
-                    true,
-                ),
-        );
+        let cipher = Arc::new(SecretCipher::from_env()?.restricted_to(
+            &[
+                Purpose::ApiToken,
+                Purpose::PartnerToken,
+                Purpose::AlertWebhook,
+            ],
+            true,
+        ));
         let pool = recon_store::database::connect(settings.database_url()).await?;
         let store = AccountStore::new(pool.clone(), Arc::clone(&cipher));
         let connected = ConnectedIntake {

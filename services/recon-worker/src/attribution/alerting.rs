@@ -64,7 +64,10 @@ async fn sweep_loop(pool: PgPool, settings: AttributionSettings, shutdown: Cance
         let now = clock.now();
         match close::sweep(&pool, calendar, settings.freeze_delay(), now).await {
             Ok(closed) if closed.expired > 0 => {
-                tracing::info!(expired = closed.expired, "attribution gaps expired at the close")
+                tracing::info!(
+                    expired = closed.expired,
+                    "attribution gaps expired at the close"
+                )
             }
             Ok(_) => {}
             Err(error) => {

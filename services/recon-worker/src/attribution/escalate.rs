@@ -202,7 +202,11 @@ mod tests {
         let sums = BTreeMap::from([("CAD".to_string(), 6_999), ("USD".to_string(), 100)]);
         let with = at_risk(&sums, Some(250));
         assert_eq!(
-            (with[0].currency.as_str(), with[0].amount.as_str(), with[0].share.as_str()),
+            (
+                with[0].currency.as_str(),
+                with[0].amount.as_str(),
+                with[0].share.as_str()
+            ),
             ("CAD", "69.99", "1.74")
         );
         assert_eq!(with[1].share, "0.02");

@@ -180,8 +180,8 @@ mod tests {
             })),
             ..Default::default()
         };
-        let out = AttributionAlert::decode(payload_for(42, &alert.encode_to_vec()).as_slice())
-            .unwrap();
+        let out =
+            AttributionAlert::decode(payload_for(42, &alert.encode_to_vec()).as_slice()).unwrap();
         assert_eq!(out.alert_id, 42);
         assert_eq!(out.detail, alert.detail);
         assert_eq!(payload_for(7, &[0xff, 0xff]), vec![0xff, 0xff]);

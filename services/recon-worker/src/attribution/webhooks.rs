@@ -52,7 +52,9 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return None;
         }
-        let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
+        let doublings = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(30);
         Some(
             self.first_delay
                 .saturating_mul(1_u32 << doublings)
@@ -79,13 +81,7 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 
 /// Checks a signature header (space-separated `v1,<base64>` entries) the way a
 /// subscriber does; used by tests and documented for subscribers.
-pub fn verify(
-    secret: &SecretString,
-    id: &str,
-    timestamp: i64,
-    body: &[u8],
-    header: &str,
-) -> bool {
+pub fn verify(secret: &SecretString, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
     let Ok(key) = secret_key(secret) else {
         return false;
     };
@@ -264,10 +260,7 @@ mod tests {
         let key = secret_key(&secret).unwrap();
         let body = br#"{"test": 2432232314}"#;
         let signature = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
-        assert_eq!(
-            signature,
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert!(verify(
             &secret,
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
