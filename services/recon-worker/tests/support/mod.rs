@@ -1,0 +1,3 @@
+//! Shared by the attribution tests.
+
+pub mod seed;
