@@ -177,6 +177,37 @@ impl AlertWebhooks {
         id.ok_or_else(|| WebhookError::Exists(name.to_string()))
     }
 
+    /// Re-encrypts secrets not under the current alert-webhook key (a rotation;
+    /// `reconctl keys reencrypt`). Returns how many.
+    pub async fn reencrypt_stale(&self) -> Result<usize, WebhookError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT id, name, secret_encrypted FROM alert_webhooks FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut count = 0;
+        for row in rows {
+            let (id, name, blob): (i64, String, Vec<u8>) =
+                (row.get("id"), row.get("name"), row.get("secret_encrypted"));
+            if !self.cipher.is_stale(Purpose::AlertWebhook, &blob) {
+                continue;
+            }
+            let secret = self
+                .cipher
+                .decrypt(Purpose::AlertWebhook, &blob, &context(&name))?;
+            let fresh = self
+                .cipher
+                .encrypt(Purpose::AlertWebhook, &secret, &context(&name))?;
+            sqlx::query("UPDATE alert_webhooks SET secret_encrypted = $1 WHERE id = $2")
+                .bind(fresh)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            count += 1;
+        }
+        tx.commit().await?;
+        Ok(count)
+    }
+
     /// Every webhook with its delivery counts; never the secret.
     pub async fn list(&self) -> Result<Vec<WebhookInfo>, sqlx::Error> {
         let rows = sqlx::query(
