@@ -2,17 +2,11 @@
 //! broker that is not there), and signed alert webhooks to a real local HTTP server
 //! that checks the signature with its own code.
 
-use std::collections::HashMap;
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use prost::Message;
@@ -25,11 +19,13 @@ use recon_store::{MasterKey, SecretCipher};
 use recon_worker::attribution::publish::{insert_alert, publish_pending};
 use recon_worker::attribution::webhooks::{self, RetryPolicy};
 use secrecy::SecretString;
-use sha2::Sha256;
 use sqlx::PgPool;
+use support::subscriber::{SECRET, Subscriber};
+
+#[allow(dead_code)]
+mod support;
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn tag() -> String {
     format!("{:08x}", rand::random::<u32>())
@@ -142,89 +138,6 @@ async fn alerts_wait_out_a_broker_outage_then_are_published_once_with_their_id()
     db.drop_now().await;
 }
 
-/// What the subscriber got.
-#[derive(Debug, Clone)]
-struct Received {
-    hook: String,
-    webhook_id: String,
-    signature_valid: bool,
-    body: serde_json::Value,
-}
-
-#[derive(Default)]
-struct Subscriber {
-    received: Mutex<Vec<Received>>,
-    /// Failures left to answer, by hook name (`usize::MAX`: always).
-    failures: Mutex<HashMap<String, usize>>,
-}
-
-/// The subscriber's own check, written from the Standard Webhooks spec (not the
-/// worker's code): HMAC-SHA256 over `{id}.{timestamp}.{body}` with the key after
-/// `whsec_`.
-fn signature_ok(id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
-    let key = STANDARD
-        .decode(SECRET.trim_start_matches("whsec_"))
-        .unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    header.split(' ').any(|s| s == expected)
-}
-
-async fn receive(
-    req: HttpRequest,
-    body: web::Bytes,
-    hook: web::Path<String>,
-    subscriber: web::Data<Subscriber>,
-) -> HttpResponse {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let id = header("webhook-id");
-    let valid = signature_ok(
-        &id,
-        &header("webhook-timestamp"),
-        &body,
-        &header("webhook-signature"),
-    );
-    subscriber.received.lock().unwrap().push(Received {
-        hook: hook.clone(),
-        webhook_id: id,
-        signature_valid: valid,
-        body: serde_json::from_slice(&body).unwrap_or_default(),
-    });
-    let mut failures = subscriber.failures.lock().unwrap();
-    let left = failures.entry(hook.into_inner()).or_default();
-    if *left > 0 {
-        *left = left.saturating_sub(1);
-        return HttpResponse::InternalServerError().finish();
-    }
-    HttpResponse::NoContent().finish()
-}
-
-fn serve(subscriber: &Arc<Subscriber>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let data = web::Data::from(Arc::clone(subscriber));
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/hooks/{name}", web::post().to(receive))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
-    port
-}
-
 async fn statuses(pool: &PgPool) -> Vec<(String, String, i32)> {
     sqlx::query_as(
         "SELECT w.name, d.status, d.attempts FROM alert_webhook_deliveries d
@@ -245,7 +158,7 @@ async fn webhooks_are_signed_retried_with_backoff_dead_after_the_last_attempt_an
         .lock()
         .unwrap()
         .extend([("flaky".to_string(), 2), ("broken".to_string(), usize::MAX)]);
-    let port = serve(&subscriber);
+    let port = subscriber.serve();
     let master = MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
     let cipher = Arc::new(SecretCipher::new(master, vec![]));
     let store = AlertWebhooks::new(pool.clone(), cipher);

@@ -2,6 +2,7 @@
 //! escalations, two real worker processes on real RabbitMQ whose clock the test moves
 //! with `RECON_CLOCK_OFFSET_FILE`).
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;
@@ -461,6 +462,25 @@ mod two_workers {
         let clock = std::env::temp_dir().join(format!("recon-clock-{tag}"));
         set_clock(&clock, deadline - secs(8 * 86_400));
         let master = recon_store::MasterKey::generate();
+        // A webhook for account a only, registered under the workers' master key.
+        let subscriber = std::sync::Arc::new(support::subscriber::Subscriber::default());
+        let port = subscriber.serve();
+        let cipher = recon_store::SecretCipher::new(
+            recon_store::MasterKey::from_base64(&master, "TEST").unwrap(),
+            vec![],
+        );
+        recon_store::attribution::alert_webhooks::AlertWebhooks::new(
+            pool.clone(),
+            std::sync::Arc::new(cipher),
+        )
+        .add(
+            "ops",
+            &format!("http://127.0.0.1:{port}/hooks/ops"),
+            &secrecy::SecretString::from(support::subscriber::SECRET),
+            std::slice::from_ref(&a),
+        )
+        .await
+        .unwrap();
         let master = secrecy::ExposeSecret::expose_secret(&master).to_string();
         let prefix = format!("test-{tag}");
         let _one = start(&db, &master, &prefix, &clock);
@@ -528,6 +548,23 @@ mod two_workers {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), 8, "{seen:?}");
+
+        // The webhook got account a's four escalations, signed, once each.
+        wait_for("the webhook deliveries", || async {
+            subscriber.received.lock().unwrap().len() >= 4
+        })
+        .await;
+        let received = subscriber.received.lock().unwrap().clone();
+        assert_eq!(received.len(), 4, "{received:?}");
+        assert!(
+            received
+                .iter()
+                .all(|r| r.signature_valid && r.body["accountId"] == a.as_str())
+        );
+        let mut ids: Vec<&str> = received.iter().map(|r| r.webhook_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 4);
 
         // The close: expiry, then one frozen report and one month_closed alert.
         set_clock(&clock, deadline + secs(900 + 30));
