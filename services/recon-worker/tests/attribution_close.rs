@@ -354,13 +354,19 @@ mod two_workers {
         }
     }
 
-    fn start(db: &TestDatabase, master: &str, prefix: &str, clock: &std::path::Path) -> Worker {
+    fn start(
+        db: &TestDatabase,
+        master: &str,
+        prefix: &str,
+        clock: &std::path::Path,
+        addr: &str,
+    ) -> Worker {
         let child = Command::new(env!("CARGO_BIN_EXE_recon-worker"))
             .env("DATABASE_URL", &db.url)
             .env("RECON_MASTER_KEY", master)
             .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
             .env("AMQP_PREFIX", prefix)
-            .env("WORKER_ADDR", "127.0.0.1:0")
+            .env("WORKER_ADDR", addr)
             .env("RECON_ATTRIBUTION_SWEEP_INTERVAL", "1")
             .env("RECON_CLOCK_OFFSET_FILE", clock)
             .env("RUST_LOG", "warn")
@@ -483,10 +489,30 @@ mod two_workers {
         .unwrap();
         let master = secrecy::ExposeSecret::expose_secret(&master).to_string();
         let prefix = format!("test-{tag}");
-        let _one = start(&db, &master, &prefix, &clock);
-        let _two = start(&db, &master, &prefix, &clock);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let _one = start(&db, &master, &prefix, &clock, &format!("127.0.0.1:{port}"));
+        let _two = start(&db, &master, &prefix, &clock, "127.0.0.1:0");
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(escalations(pool).await.is_empty(), "nothing before T-7d");
+
+        // The gauges on /metrics: 3 unresolved gaps (the resolved one not counted),
+        // 25.99 CAD at risk, and the seconds to the close of the clock's month.
+        let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+        wait_for("the gauges", || async {
+            let Ok(response) = reqwest::get(&metrics_url).await else {
+                return false;
+            };
+            let text = response.text().await.unwrap_or_default();
+            text.contains("attribution_gaps_open{class=\"unattributed\"} 3")
+                && text.contains("attribution_gaps_open{class=\"token_rejected\"} 0")
+                && text.contains("attribution_money_at_risk{currency=\"CAD\"} 25.99")
+                && text.contains("attribution_seconds_to_close ")
+        })
+        .await;
 
         let steps = [7 * 86_400, 2 * 86_400, 86_400, 6 * 3_600];
         for (n, threshold) in steps.iter().enumerate() {
