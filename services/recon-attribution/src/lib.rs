@@ -2,11 +2,13 @@
 //!
 //! - [`month`]: calendar months in the close time zone, their close (the deadline)
 //!   and the escalation thresholds before it;
+//! - [`escalation`]: which thresholds an account has crossed, and which to alert;
 //! - [`clock`]: where "now" comes from (the system, or an offset a test controls);
 //! - [`model`]: gap classes, statuses and transaction kinds, with their public names;
 //! - [`report`]: the month report's numbers and its byte-stable JSON and CSV.
 
 pub mod clock;
+pub mod escalation;
 pub mod model;
 pub mod month;
 pub mod report;

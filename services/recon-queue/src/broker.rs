@@ -266,15 +266,37 @@ impl Broker {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
+        // Mandatory: an unroutable message comes back instead of vanishing.
+        self.publish_to(
+            &self.config.topology.exchange(),
+            routing_key,
+            true,
+            payload,
+            properties,
+        )
+        .await
+    }
+
+    /// Publishes persistently to `exchange` and waits for the confirm. With
+    /// `mandatory`, a message no queue is bound for is an error ([`PublishError::
+    /// Unroutable`]); without, the broker drops it and confirms (a topic exchange
+    /// nobody subscribed to yet).
+    pub async fn publish_to(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
         let channel = self.channel().await?;
         let publish = async {
             let confirm = channel
                 .basic_publish(
-                    self.config.topology.exchange().into(),
+                    exchange.into(),
                     routing_key.into(),
-                    // Mandatory: an unroutable message comes back instead of vanishing.
                     BasicPublishOptions {
-                        mandatory: true,
+                        mandatory,
                         ..BasicPublishOptions::default()
                     },
                     payload,

@@ -20,6 +20,10 @@ pub mod alert {
 /// The `schema_version` this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The AMQP `content-type` of an encoded attribution alert.
+pub const ALERT_CONTENT_TYPE: &str =
+    "application/x-protobuf; proto=helcim_recon.v1.AttributionAlert";
+
 /// The AMQP `content-type` of an encoded envelope.
 pub const CONTENT_TYPE: &str = "application/x-protobuf; proto=helcim_recon.v1.WebhookEnvelope";
 

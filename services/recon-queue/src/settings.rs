@@ -33,6 +33,13 @@ pub struct AmqpSettings {
         default_value = "5s,30s,2m,10m"
     )]
     pub retry_delays: RetryDelays,
+    /// The durable topic exchange attribution alerts are published on.
+    #[arg(
+        long = "amqp-alerts-exchange",
+        env = "AMQP_ALERTS_EXCHANGE",
+        default_value = crate::topology::ALERTS_EXCHANGE
+    )]
+    pub alerts_exchange: String,
 }
 
 impl AmqpSettings {
@@ -47,7 +54,9 @@ impl AmqpSettings {
     }
 
     pub fn topology(&self) -> Topology {
-        Topology::new(&self.prefix).with_retry_delays(self.retry_delays.0.clone())
+        Topology::new(&self.prefix)
+            .with_retry_delays(self.retry_delays.0.clone())
+            .with_alerts_exchange(&self.alerts_exchange)
     }
 
     /// A broker configuration named `connection_name` in the broker's UI.

@@ -30,6 +30,11 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
+/// The durable topic exchange attribution alerts are published on (routing key
+/// `attribution.<kind>`), by default. Subscribers bind their own queues to it; no
+/// queue of ours is bound, so a message nobody subscribed to is dropped by design.
+pub const ALERTS_EXCHANGE: &str = "recon.alerts";
+
 /// Routing key of the work queue.
 pub const WORK: &str = "work";
 /// Routing key of the dead-letter queue.
@@ -108,6 +113,9 @@ pub struct Topology {
     /// Declare classic queues even where quorum queues are available: what a broker
     /// without quorum queues gets, and how tests exercise that fallback.
     pub classic_only: bool,
+    /// The attribution alerts' topic exchange ([`ALERTS_EXCHANGE`] unless configured;
+    /// tests use their own).
+    pub alerts_exchange: String,
 }
 
 /// Which kind of queue the broker gave the work queue.
@@ -123,7 +131,17 @@ impl Topology {
             prefix: prefix.into(),
             retry_delays: RETRY_DELAYS.to_vec(),
             classic_only: false,
+            alerts_exchange: ALERTS_EXCHANGE.to_string(),
         }
+    }
+
+    /// Another alerts exchange (`AMQP_ALERTS_EXCHANGE`; tests use a random one).
+    pub fn with_alerts_exchange(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !name.is_empty() {
+            self.alerts_exchange = name;
+        }
+        self
     }
 
     /// Classic queues only (see [`Topology::classic_only`]).
@@ -179,6 +197,17 @@ impl Topology {
             .exchange_declare(
                 self.exchange().into(),
                 ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.alerts_exchange.as_str().into(),
+                ExchangeKind::Topic,
                 ExchangeDeclareOptions {
                     durable: true,
                     ..ExchangeDeclareOptions::default()
@@ -303,6 +332,13 @@ impl Topology {
         for queue in queues {
             channel
                 .queue_delete(queue.into(), Default::default())
+                .await?;
+        }
+        // The shared alerts exchange stays (subscribers' bindings hang off it); a
+        // test's own one goes with its prefix.
+        if self.alerts_exchange != ALERTS_EXCHANGE {
+            channel
+                .exchange_delete(self.alerts_exchange.as_str().into(), Default::default())
                 .await?;
         }
         channel

@@ -27,16 +27,24 @@ pub enum Purpose {
     ApiToken,
     /// Integration partners' `partner-token`s.
     PartnerToken,
+    /// Alert webhook subscribers' `whsec_` signing secrets (the worker signs with them).
+    AlertWebhook,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 3] = [Purpose::Verifier, Purpose::ApiToken, Purpose::PartnerToken];
+    pub const ALL: [Purpose; 4] = [
+        Purpose::Verifier,
+        Purpose::ApiToken,
+        Purpose::PartnerToken,
+        Purpose::AlertWebhook,
+    ];
 
     pub(crate) fn code(self) -> u8 {
         match self {
             Purpose::Verifier => 1,
             Purpose::ApiToken => 2,
             Purpose::PartnerToken => 3,
+            Purpose::AlertWebhook => 4,
         }
     }
 
@@ -46,6 +54,7 @@ impl Purpose {
             Purpose::Verifier => b"helcim-recon data key v2: verifier",
             Purpose::ApiToken => b"helcim-recon data key v2: api-token",
             Purpose::PartnerToken => b"helcim-recon data key v2: partner-token",
+            Purpose::AlertWebhook => b"helcim-recon data key v2: alert-webhook",
         }
     }
 
@@ -55,6 +64,7 @@ impl Purpose {
             Purpose::Verifier => "verifier token",
             Purpose::ApiToken => "API token",
             Purpose::PartnerToken => "partner token",
+            Purpose::AlertWebhook => "alert webhook secret",
         }
     }
 
@@ -64,6 +74,7 @@ impl Purpose {
             Purpose::Verifier => "RECON_VERIFIER_KEY",
             Purpose::ApiToken => "RECON_API_TOKEN_KEY",
             Purpose::PartnerToken => "RECON_PARTNER_TOKEN_KEY",
+            Purpose::AlertWebhook => "RECON_ALERT_WEBHOOK_KEY",
         }
     }
 
@@ -72,6 +83,7 @@ impl Purpose {
             Purpose::Verifier => "RECON_VERIFIER_KEY_PREVIOUS",
             Purpose::ApiToken => "RECON_API_TOKEN_KEY_PREVIOUS",
             Purpose::PartnerToken => "RECON_PARTNER_TOKEN_KEY_PREVIOUS",
+            Purpose::AlertWebhook => "RECON_ALERT_WEBHOOK_KEY_PREVIOUS",
         }
     }
 }

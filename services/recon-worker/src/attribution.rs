@@ -4,5 +4,15 @@
 //! database's constraints and row locks, not timing, keep them from doubling anything.
 //!
 //! - [`settings`]: grace, match window, close zone, thresholds, clock.
+//! - [`close`]: expiry at the close and the frozen report; [`escalate`]: alerts as
+//!   the close nears; [`publish`]: the alert outbox to `recon.alerts`; [`webhooks`]:
+//!   signed alert webhooks; [`gauges`]: Prometheus gauges; [`alerting`]: the loops
+//!   that run them.
 
+pub mod alerting;
+pub mod close;
+pub mod escalate;
+pub mod gauges;
+pub mod publish;
 pub mod settings;
+pub mod webhooks;

@@ -53,10 +53,14 @@ impl Worker {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         helcim_client::ClientConfig::check_base_url(&settings.helcim_api_base_url)?;
         // The worker needs the API- and partner-token keys; never the verifier key.
-        let cipher = Arc::new(
-            SecretCipher::from_env()?
-                .restricted_to(&[Purpose::ApiToken, Purpose::PartnerToken], true),
-        );
+        let cipher = Arc::new(SecretCipher::from_env()?.restricted_to(
+            &[
+                Purpose::ApiToken,
+                Purpose::PartnerToken,
+                Purpose::AlertWebhook,
+            ],
+            true,
+        ));
         let pool = recon_store::database::connect(settings.database_url()).await?;
         let store = AccountStore::new(pool.clone(), Arc::clone(&cipher));
         let connected = ConnectedIntake {
@@ -102,6 +106,13 @@ impl Worker {
         }
         let background = CancellationToken::new();
         broker.spawn_watchdog(Duration::from_secs(1), background.clone());
+        crate::attribution::alerting::spawn(
+            pool.clone(),
+            Arc::clone(&broker),
+            Arc::clone(&cipher),
+            &settings.attribution,
+            background.clone(),
+        );
 
         let consumer = Arc::new(ConsumerHealth::default());
         let consuming = Consuming {

@@ -243,6 +243,12 @@ pub async fn run_keys(database_url: &str, command: KeysCommand) -> anyhow::Resul
             let store = store(database_url).await?;
             let count = store.reencrypt_stale().await?;
             println!("re-encrypted {count} secrets under the current purpose keys");
+            let webhooks = recon_store::attribution::alert_webhooks::AlertWebhooks::new(
+                recon_store::database::connect(database_url).await?,
+                std::sync::Arc::new(SecretCipher::from_env()?),
+            );
+            let count = webhooks.reencrypt_stale().await?;
+            println!("re-encrypted {count} alert webhook secrets under the current key");
             let count = store.fingerprint_api_tokens().await?;
             println!("fingerprinted {count} API tokens under the current lookup key");
         }

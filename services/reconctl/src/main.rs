@@ -11,6 +11,7 @@
 
 mod accounts;
 mod accounts_list;
+mod alerts;
 mod api_keys;
 mod attribution;
 mod attribution_render;
@@ -55,6 +56,9 @@ enum Command {
     /// The dead-letter queue: list and replay.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Attribution alerts: webhooks that receive them.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// API keys for recon-api.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(api_keys::ApiKeysCommand),
@@ -91,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dlq(command) => dlq::run_dlq(command).await,
         Command::ApiKeys(command) => api_keys::run(&cli.database_url, command).await,
         Command::Attribution(args) => attribution::run(&cli.database_url, args).await,
+        Command::Alerts(command) => alerts::run(&cli.database_url, command).await,
     }
 }
 

@@ -16,6 +16,11 @@ pub async fn run(args: QueuesArgs) -> anyhow::Result<()> {
     for (queue, depth) in broker.topology().depths(&connection).await? {
         println!("{queue:<40} {depth}");
     }
+    // Alerts go to subscribers' own queues bound to this exchange, not ours.
+    println!(
+        "{:<40} (topic exchange, attribution.<kind>)",
+        broker.topology().alerts_exchange
+    );
     broker.close().await;
     Ok(())
 }

@@ -151,3 +151,35 @@ pub async fn is_frozen(pool: &PgPool, month: Month) -> Result<bool, sqlx::Error>
         .fetch_one(pool)
         .await
 }
+
+/// The frozen documents of a month in one format for several scopes (`*` or account
+/// ids), as `(scope, document)` sorted by scope; scopes without a document (an
+/// account with no line that month) are left out.
+pub async fn frozen_documents(
+    pool: &PgPool,
+    month: Month,
+    scopes: &[String],
+    format: &str,
+) -> Result<Vec<(String, FrozenDocument)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT scope, body, sha256 FROM attribution_report_documents
+          WHERE month = $1 AND scope = ANY($2) AND format = $3 ORDER BY scope",
+    )
+    .bind(month.first_day())
+    .bind(scopes)
+    .bind(format)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            (
+                row.get("scope"),
+                FrozenDocument {
+                    body: row.get("body"),
+                    sha256: row.get("sha256"),
+                },
+            )
+        })
+        .collect())
+}

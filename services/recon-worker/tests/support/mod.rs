@@ -1,0 +1,4 @@
+//! Shared by the attribution tests.
+
+pub mod seed;
+pub mod subscriber;
