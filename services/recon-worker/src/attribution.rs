@@ -4,5 +4,7 @@
 //! database's constraints and row locks, not timing, keep them from doubling anything.
 //!
 //! - [`settings`]: grace, match window, close zone, thresholds, clock.
+//! - [`engine`]: matching, verdicts and gaps as the ledger and the evidence change.
 
+pub mod engine;
 pub mod settings;

@@ -102,6 +102,7 @@ impl Worker {
         }
         let background = CancellationToken::new();
         broker.spawn_watchdog(Duration::from_secs(1), background.clone());
+        crate::attribution::engine::spawn(pool.clone(), &settings.attribution, background.clone());
 
         let consumer = Arc::new(ConsumerHealth::default());
         let consuming = Consuming {
