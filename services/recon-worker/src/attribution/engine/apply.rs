@@ -204,8 +204,11 @@ pub async fn apply(
     Ok(decision)
 }
 
+/// id, status, class, reason, resolution.
+type GapColumns = (i64, String, String, Option<String>, Option<String>);
+
 async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>, sqlx::Error> {
-    let row: Option<(i64, String, String, Option<String>, Option<String>)> = if subject.orphan {
+    let row: Option<GapColumns> = if subject.orphan {
         sqlx::query_as(
             "SELECT id, status, class, reason, resolution FROM attribution_gaps
               WHERE evidence_id = $1 AND class = 'orphan_evidence' FOR UPDATE",

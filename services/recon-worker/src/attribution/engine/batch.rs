@@ -227,7 +227,19 @@ async fn judge_transaction(
     .bind(key.transaction_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let stored_at = first_seen.or(marked_at).unwrap_or(now);
+    let stored_at = match first_seen.or(marked_at) {
+        Some(at) => at,
+        // Reached through its evidence while its own mark sits in another batch:
+        // that mark still says when it was stored.
+        None => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+            "SELECT min(marked_at) FROM attribution_dirty WHERE account_id = $1 AND transaction_id = $2",
+        )
+        .bind(&key.account_id)
+        .bind(key.transaction_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .unwrap_or(now),
+    };
     let (verdict, evidence_id, method) = if stored.kind == Kind::Revenue {
         let matched = load::matched_evidence(conn, &key.account_id, key.transaction_id).await?;
         let tokens: Vec<_> = matched.iter().map(|(t, _)| *t).collect();
