@@ -49,7 +49,7 @@ impl Harness {
         std::fs::write(&self.offset_file, secs.to_string()).unwrap();
     }
 
-    async fn run(&self) -> usize {
+    async fn run(&self) {
         engine::process_once(self.pool(), &self.engine)
             .await
             .unwrap()
@@ -735,5 +735,47 @@ async fn the_spawned_engine_wakes_on_a_notification_and_stops_on_shutdown() {
         .await
         .expect("the engine stops on shutdown")
         .unwrap();
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_mark_that_always_fails_does_not_hold_up_the_others() {
+    let h = Harness::new().await;
+    let pool = h.pool();
+    // A stand-in for a row the rules cannot store: storing transaction 13's verdict fails.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_13() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.transaction_id = 13 THEN RAISE EXCEPTION 'cannot store 13'; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_13 BEFORE INSERT OR UPDATE ON attribution_transactions
+             FOR EACH ROW EXECUTE FUNCTION refuse_13();",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    for id in [12, 13, 14] {
+        purchase(pool, id).await;
+        let evidence = Evidence {
+            is_valid_partner_token: Some(0),
+            ..gateway(&format!("r{id}"), Some(id))
+        };
+        record(pool, vec![evidence]).await;
+    }
+    h.run().await;
+    let judged: Vec<Option<i64>> = gaps(pool).await.into_iter().map(|g| g.2).collect();
+    assert_eq!(judged, vec![Some(12), Some(14)]);
+    // The culprit's marks (its own, and its evidence's) wait to be retried.
+    let (waiting, about_13): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE transaction_id = 13 OR evidence_id =
+                    (SELECT id FROM attribution_evidence WHERE dedupe_key = 'r13'))
+           FROM attribution_dirty",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(waiting > 0);
+    assert_eq!(waiting, about_13);
     h.finish().await;
 }

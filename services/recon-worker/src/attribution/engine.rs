@@ -148,19 +148,67 @@ async fn wait_for(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> 
 }
 
 /// Processes batches until no dirty mark is left (or shutdown).
+///
+/// A batch that fails is rolled back whole, so one mark that always fails (a bug, a
+/// row the rules cannot store) would block every mark behind it. After a failure the
+/// marks are taken one at a time, and one that fails alone is moved to the back of the
+/// queue with a warning, so the others are judged and only the culprit waits.
 async fn drain(
     pool: &PgPool,
     engine: &Engine,
     shutdown: &CancellationToken,
 ) -> Result<(), sqlx::Error> {
     while !shutdown.is_cancelled() {
-        let outcome = process_batch(pool, engine, engine.clock.now()).await?;
-        if outcome.marks == 0 {
-            break;
+        match process_batch(pool, engine, engine.clock.now()).await {
+            Ok(outcome) if outcome.marks == 0 => break,
+            Ok(outcome) => tracing::debug!(?outcome, "attribution batch committed"),
+            Err(error) => {
+                tracing::warn!(%error, "attribution batch failed; taking its marks one at a time");
+                return one_at_a_time(pool, engine, shutdown).await;
+            }
         }
-        tracing::debug!(?outcome, "attribution batch committed");
     }
     Ok(())
+}
+
+async fn one_at_a_time(
+    pool: &PgPool,
+    engine: &Engine,
+    shutdown: &CancellationToken,
+) -> Result<(), sqlx::Error> {
+    let single = Engine {
+        batch_size: 1,
+        ..engine.clone()
+    };
+    for _ in 0..engine.batch_size {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        match process_batch(pool, &single, single.clock.now()).await {
+            Ok(outcome) if outcome.marks == 0 => break,
+            Ok(_) => {}
+            Err(error) => {
+                let mark = requeue_first(pool).await?;
+                tracing::warn!(%error, ?mark, "attribution mark failed on its own; moved to the back of the queue");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves the first mark nobody holds to the back of the queue (same content, new id).
+async fn requeue_first(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH taken AS (
+             DELETE FROM attribution_dirty WHERE id = (
+                 SELECT id FROM attribution_dirty ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)
+             RETURNING account_id, transaction_id, evidence_id, marked_at)
+         INSERT INTO attribution_dirty (account_id, transaction_id, evidence_id, marked_at)
+         SELECT account_id, transaction_id, evidence_id, marked_at FROM taken
+         RETURNING id",
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// One batch in one database transaction, judged as of `now`.
@@ -176,15 +224,9 @@ pub async fn process_batch(
 }
 
 /// Everything the engine would do in one turn of its loop, once: the sweep, then
-/// every dirty mark. For tests and tools; returns the marks processed.
-pub async fn process_once(pool: &PgPool, engine: &Engine) -> Result<usize, sqlx::Error> {
+/// the dirty marks (a failing mark is moved to the back, as in the loop). For tests
+/// and tools.
+pub async fn process_once(pool: &PgPool, engine: &Engine) -> Result<(), sqlx::Error> {
     sweep::mark_due(pool, engine, engine.clock.now()).await?;
-    let mut marks = 0;
-    loop {
-        let outcome = process_batch(pool, engine, engine.clock.now()).await?;
-        if outcome.marks == 0 {
-            return Ok(marks);
-        }
-        marks += outcome.marks;
-    }
+    drain(pool, engine, &CancellationToken::new()).await
 }
