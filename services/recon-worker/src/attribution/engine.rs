@@ -211,6 +211,24 @@ async fn requeue_first(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
     .await
 }
 
+/// Takes the engine's per-account locks until the end of the caller's database
+/// transaction, in sorted order (so two holders never deadlock). Anything else that
+/// changes gaps of many accounts at once (the close expiring a month's gaps) can take
+/// them first to wait for the engine's batches instead of racing their row locks.
+/// Unregistered evidence is locked under the empty account name.
+pub async fn lock_accounts(
+    conn: &mut sqlx::PgConnection,
+    accounts: &std::collections::BTreeSet<String>,
+) -> Result<(), sqlx::Error> {
+    for account in accounts {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('recon_attribution'), hashtext($1))")
+            .bind(account)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// One batch in one database transaction, judged as of `now`.
 pub async fn process_batch(
     pool: &PgPool,

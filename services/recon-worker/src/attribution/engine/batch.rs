@@ -48,12 +48,7 @@ pub async fn run(
         .iter()
         .map(|d| d.account_id.clone().unwrap_or_default())
         .collect();
-    for account in &accounts {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('recon_attribution'), hashtext($1))")
-            .bind(account)
-            .execute(&mut *conn)
-            .await?;
-    }
+    super::lock_accounts(conn, &accounts).await?;
 
     // The first mark of a transaction is when it reached the ledger.
     let mut seeds: BTreeMap<TxKey, DateTime<Utc>> = BTreeMap::new();
