@@ -12,6 +12,7 @@
 mod apply;
 mod batch;
 mod load;
+mod store;
 mod sweep;
 
 use std::time::Duration;

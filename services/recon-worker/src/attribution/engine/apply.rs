@@ -43,13 +43,22 @@ struct Row {
 }
 
 /// Locks the subject's gap row (if any), decides, and applies the decision.
+///
+/// `may_exist` false says the batch knows there is no gap row (it looked, under the
+/// account lock), which saves the locking read; an insert still goes through the
+/// unique index, so a wrong hint cannot double a gap.
 pub async fn apply(
     conn: &mut PgConnection,
     subject: &Subject,
     desired: Desired,
+    may_exist: bool,
     now: DateTime<Utc>,
 ) -> Result<Decision, sqlx::Error> {
-    let mut existing = lock(conn, subject).await?;
+    let mut existing = if may_exist {
+        lock(conn, subject).await?
+    } else {
+        None
+    };
     if existing.is_none() && !matches!(desired, Desired::Gap { .. }) {
         // Nothing to lock, nothing to create.
         return Ok(decide(None, desired, now, subject.deadline));

@@ -12,15 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use recon_attribution::classify::{
-    Classification, Desired, OrphanVerdict, Verdict, classify, orphan,
+    Classification, Desired, OrphanVerdict, TokenEvidence, classify, orphan,
 };
-use recon_attribution::matching::{Match, match_one};
+use recon_attribution::matching::{Match, Method, match_one};
 use recon_attribution::{GapClass, Kind};
 use sqlx::PgConnection;
 
 use super::Engine;
 use super::apply::{Subject, apply};
 use super::load::{self, EvidenceRow, Stored};
+use super::store::{self, VerdictRow};
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -134,15 +135,11 @@ pub async fn run(
         if let (Some(account), Some(id)) = (&e.account_id, matched.transaction_id()) {
             affected.insert((account.clone(), id));
         }
-        store_match(conn, e, &matched, now).await?;
         matches.insert(e.id, matched);
     }
+    let pairs: Vec<_> = evidence.values().map(|e| (e, &matches[&e.id])).collect();
+    store::matches(conn, &pairs, now).await?;
 
-    let mut outcome = BatchOutcome {
-        marks: dirty.len(),
-        evidence: evidence.len(),
-        ..BatchOutcome::default()
-    };
     let missing: Vec<TxKey> = affected
         .iter()
         .filter(|k| !ledger.contains_key(*k))
@@ -153,159 +150,119 @@ pub async fn run(
             ledger.insert((row.account_id.clone(), row.transaction_id), stored);
         }
     }
-    for key in &affected {
-        // Pending (or vanished) transactions are judged once they are stored.
-        let Some(stored) = ledger.get(key) else {
-            continue;
+    // Pending (or vanished) transactions are judged once they are stored.
+    let judged: Vec<TxKey> = affected
+        .into_iter()
+        .filter(|k| ledger.contains_key(k))
+        .collect();
+    let first_seen = load::first_seen(conn, &judged).await?;
+    let matched = load::matched_evidence(conn, &judged).await?;
+    let with_gaps = load::transactions_with_gaps(conn, &judged).await?;
+    let mut verdicts = Vec::with_capacity(judged.len());
+    for key in &judged {
+        let stored_at = match first_seen.get(key).or(seeds.get(key)) {
+            Some(at) => *at,
+            None => load::earliest_mark(conn, key).await?.unwrap_or(now),
         };
-        judge_transaction(conn, engine, stored, seeds.get(key).copied(), now).await?;
-        outcome.transactions += 1;
+        let input = Judged {
+            stored: &ledger[key],
+            stored_at,
+            evidence: matched.get(key).map_or(&[][..], Vec::as_slice),
+            may_have_gap: with_gaps.contains(key),
+        };
+        verdicts.push(judge_transaction(conn, engine, input, now).await?);
     }
+    store::verdicts(conn, &verdicts, now).await?;
+
+    let with_orphan_gaps = load::orphan_gaps(conn, &ids).await?;
     for e in evidence.values() {
-        judge_orphan(conn, engine, e, &matches[&e.id], now).await?;
+        let may_have_gap = with_orphan_gaps.contains(&e.id);
+        judge_orphan(conn, engine, e, &matches[&e.id], may_have_gap, now).await?;
     }
-    Ok(outcome)
+    Ok(BatchOutcome {
+        marks: dirty.len(),
+        transactions: verdicts.len(),
+        evidence: evidence.len(),
+    })
 }
 
-async fn store_match(
-    conn: &mut PgConnection,
-    e: &EvidenceRow,
-    matched: &Match,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let (transaction_id, method, candidates) = match matched {
-        Match::Matched {
-            transaction_id,
-            method,
-        } => (Some(*transaction_id), Some(method.as_str()), None),
-        Match::Ambiguous(ids) => (None, None, Some(ids.clone())),
-        Match::Unmatched | Match::Unregistered => (None, None, None),
-    };
-    sqlx::query(
-        "INSERT INTO attribution_matches (evidence_id, account_id, state, transaction_id, method,
-             candidates, approved_payment, recorded_at, evaluated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (evidence_id) DO UPDATE SET account_id = EXCLUDED.account_id,
-             state = EXCLUDED.state, transaction_id = EXCLUDED.transaction_id,
-             method = EXCLUDED.method, candidates = EXCLUDED.candidates,
-             approved_payment = EXCLUDED.approved_payment, recorded_at = EXCLUDED.recorded_at,
-             evaluated_at = EXCLUDED.evaluated_at",
-    )
-    .bind(e.id)
-    .bind(&e.account_id)
-    .bind(matched.state())
-    .bind(transaction_id)
-    .bind(method)
-    .bind(candidates)
-    .bind(e.approved_payment())
-    .bind(e.recorded_at)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// What judging one transaction needs.
+struct Judged<'a> {
+    stored: &'a Stored,
+    stored_at: DateTime<Utc>,
+    evidence: &'a [(TokenEvidence, Method)],
+    may_have_gap: bool,
 }
 
-/// The verdict on one stored transaction, and its gap.
+/// The verdict on one stored transaction, after applying its gap's lifecycle.
 async fn judge_transaction(
     conn: &mut PgConnection,
     engine: &Engine,
-    stored: &Stored,
-    marked_at: Option<DateTime<Utc>>,
+    input: Judged<'_>,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let key = &stored.key;
+) -> Result<VerdictRow, sqlx::Error> {
+    let key = &input.stored.key;
     let month = engine.calendar.month_of(key.created_at);
-    let first_seen: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT stored_at FROM attribution_transactions WHERE account_id = $1 AND transaction_id = $2",
-    )
-    .bind(&key.account_id)
-    .bind(key.transaction_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let stored_at = match first_seen.or(marked_at) {
-        Some(at) => at,
-        // Reached through its evidence while its own mark sits in another batch:
-        // that mark still says when it was stored.
-        None => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
-            "SELECT min(marked_at) FROM attribution_dirty WHERE account_id = $1 AND transaction_id = $2",
-        )
-        .bind(&key.account_id)
-        .bind(key.transaction_id)
-        .fetch_one(&mut *conn)
+    let mut row = VerdictRow {
+        account_id: key.account_id.clone(),
+        transaction_id: key.transaction_id,
+        month: month.first_day(),
+        kind: match input.stored.kind {
+            Kind::Revenue => "revenue",
+            Kind::Adjustment => "adjustment",
+            Kind::None => "none",
+        },
+        amount_minor: key.amount_minor,
+        currency: key.currency.clone(),
+        stored_at: input.stored_at,
+        verdict: "none",
+        gap_class: None,
+        evidence_id: None,
+        match_method: None,
+    };
+    if input.stored.kind != Kind::Revenue {
+        return Ok(row);
+    }
+    let tokens: Vec<_> = input.evidence.iter().map(|(t, _)| *t).collect();
+    let (desired, deciding) = match classify(&tokens, input.stored_at, now, engine.grace) {
+        Classification::Attributed { evidence_id } => {
+            (Desired::Cleared { evidence_id }, Some(evidence_id))
+        }
+        Classification::Gap { class, evidence_id } => (
+            Desired::Gap {
+                class,
+                reason: None,
+            },
+            evidence_id,
+        ),
+        Classification::Pending { .. } => (Desired::Undecided, None),
+    };
+    let subject = Subject {
+        account_id: Some(key.account_id.clone()),
+        api_token_lookup: None,
+        transaction_id: Some(key.transaction_id),
+        evidence_id: deciding,
+        candidates: None,
+        amount_minor: Some(key.amount_minor),
+        currency: Some(key.currency.clone()),
+        month,
+        deadline: engine.calendar.close_of(month),
+        orphan: false,
+    };
+    let verdict = apply(conn, &subject, desired, input.may_have_gap, now)
         .await?
-        .unwrap_or(now),
-    };
-    let (verdict, evidence_id, method) = if stored.kind == Kind::Revenue {
-        let matched = load::matched_evidence(conn, &key.account_id, key.transaction_id).await?;
-        let tokens: Vec<_> = matched.iter().map(|(t, _)| *t).collect();
-        let classification = classify(&tokens, stored_at, now, engine.grace);
-        let (desired, deciding) = match classification {
-            Classification::Attributed { evidence_id } => {
-                (Desired::Cleared { evidence_id }, Some(evidence_id))
-            }
-            Classification::Gap { class, evidence_id } => (
-                Desired::Gap {
-                    class,
-                    reason: None,
-                },
-                evidence_id,
-            ),
-            Classification::Pending { .. } => (Desired::Undecided, None),
-        };
-        let subject = Subject {
-            account_id: Some(key.account_id.clone()),
-            api_token_lookup: None,
-            transaction_id: Some(key.transaction_id),
-            evidence_id: deciding,
-            candidates: None,
-            amount_minor: Some(key.amount_minor),
-            currency: Some(key.currency.clone()),
-            month,
-            deadline: engine.calendar.close_of(month),
-            orphan: false,
-        };
-        let applied = apply(conn, &subject, desired, now).await?;
-        let method = deciding.and_then(|id| {
-            matched
-                .iter()
-                .find(|(t, _)| t.id == id)
-                .map(|(_, m)| m.as_str())
-        });
-        (Some(applied.verdict), deciding, method)
-    } else {
-        (None, None, None)
-    };
-    let kind = match stored.kind {
-        Kind::Revenue => "revenue",
-        Kind::Adjustment => "adjustment",
-        Kind::None => "none",
-    };
-    sqlx::query(
-        "INSERT INTO attribution_transactions (account_id, transaction_id, month, kind,
-             amount_minor, currency, stored_at, verdict, gap_class, evidence_id, match_method,
-             evaluated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (account_id, transaction_id) DO UPDATE SET month = EXCLUDED.month,
-             kind = EXCLUDED.kind, amount_minor = EXCLUDED.amount_minor,
-             currency = EXCLUDED.currency, verdict = EXCLUDED.verdict,
-             gap_class = EXCLUDED.gap_class, evidence_id = EXCLUDED.evidence_id,
-             match_method = EXCLUDED.match_method, evaluated_at = EXCLUDED.evaluated_at",
-    )
-    .bind(&key.account_id)
-    .bind(key.transaction_id)
-    .bind(month.first_day())
-    .bind(kind)
-    .bind(key.amount_minor)
-    .bind(&key.currency)
-    .bind(stored_at)
-    .bind(verdict.map_or("none", Verdict::as_str))
-    .bind(verdict.and_then(Verdict::gap_class).map(GapClass::as_str))
-    .bind(evidence_id)
-    .bind(method)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+        .verdict;
+    row.verdict = verdict.as_str();
+    row.gap_class = verdict.gap_class().map(GapClass::as_str);
+    row.evidence_id = deciding;
+    row.match_method = deciding.and_then(|id| {
+        input
+            .evidence
+            .iter()
+            .find(|(t, _)| t.id == id)
+            .map(|(_, m)| m.as_str())
+    });
+    Ok(row)
 }
 
 /// Evidence that matched no single transaction: an orphan once its grace period
@@ -315,6 +272,7 @@ async fn judge_orphan(
     engine: &Engine,
     e: &EvidenceRow,
     matched: &Match,
+    may_have_gap: bool,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let desired = match orphan(
@@ -333,6 +291,9 @@ async fn judge_orphan(
         }
         OrphanVerdict::No | OrphanVerdict::Pending { .. } => Desired::Undecided,
     };
+    if !may_have_gap && !matches!(desired, Desired::Gap { .. }) {
+        return Ok(());
+    }
     let month = engine.calendar.month_of(e.observed_at);
     let subject = Subject {
         account_id: e.account_id.clone(),
@@ -353,6 +314,6 @@ async fn judge_orphan(
         deadline: engine.calendar.close_of(month),
         orphan: true,
     };
-    apply(conn, &subject, desired, now).await?;
+    apply(conn, &subject, desired, may_have_gap, now).await?;
     Ok(())
 }

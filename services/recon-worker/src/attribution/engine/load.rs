@@ -1,6 +1,8 @@
 //! What the engine reads: dirty marks, ledger rows, evidence and earlier matches.
 //! Every read runs inside the batch's database transaction.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use recon_attribution::Kind;
 use recon_attribution::classify::{TokenEvidence, is_approved_payment};
@@ -237,35 +239,107 @@ pub async fn previous_matches(
     .await
 }
 
-/// The evidence matched to a transaction, as stored (this batch's matches included),
-/// with how each was matched.
-pub async fn matched_evidence(
+fn unzip_keys(keys: &[(String, i64)]) -> (Vec<String>, Vec<i64>) {
+    keys.iter().cloned().unzip()
+}
+
+/// When each of these transactions was first seen stored (those judged before).
+pub async fn first_seen(
     conn: &mut PgConnection,
-    account_id: &str,
-    transaction_id: i64,
-) -> Result<Vec<(TokenEvidence, Method)>, sqlx::Error> {
-    let rows: Vec<(i64, Option<i16>, bool, bool, String)> = sqlx::query_as(
-        "SELECT e.id, e.is_valid_partner_token, e.partner_token_sent, e.partner_token_added,
-                m.method
-           FROM attribution_matches m JOIN attribution_evidence e ON e.id = m.evidence_id
-          WHERE m.state = 'matched' AND m.account_id = $1 AND m.transaction_id = $2",
+    keys: &[(String, i64)],
+) -> Result<BTreeMap<(String, i64), DateTime<Utc>>, sqlx::Error> {
+    let (accounts, ids) = unzip_keys(keys);
+    let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT account_id, transaction_id, stored_at FROM attribution_transactions
+          WHERE (account_id, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))",
     )
-    .bind(account_id)
-    .bind(transaction_id)
+    .bind(accounts)
+    .bind(ids)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, valid, sent, added, method)| {
-            (
-                TokenEvidence {
-                    id,
-                    is_valid_partner_token: valid,
-                    partner_token_sent: sent,
-                    partner_token_added: added,
-                },
-                Method::parse(&method).unwrap_or(Method::TransactionId),
-            )
-        })
-        .collect())
+    Ok(rows.into_iter().map(|(a, t, at)| ((a, t), at)).collect())
+}
+
+/// The earliest waiting mark of a transaction: when it was stored, for one reached
+/// through its evidence while its own mark sits in another batch.
+pub async fn earliest_mark(
+    conn: &mut PgConnection,
+    key: &(String, i64),
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT min(marked_at) FROM attribution_dirty WHERE account_id = $1 AND transaction_id = $2",
+    )
+    .bind(&key.0)
+    .bind(key.1)
+    .fetch_one(conn)
+    .await
+}
+
+/// Which of these transactions already have a gap (of any status).
+pub async fn transactions_with_gaps(
+    conn: &mut PgConnection,
+    keys: &[(String, i64)],
+) -> Result<BTreeSet<(String, i64)>, sqlx::Error> {
+    let (accounts, ids) = unzip_keys(keys);
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT account_id, transaction_id FROM attribution_gaps
+          WHERE class <> 'orphan_evidence'
+            AND (account_id, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+    )
+    .bind(accounts)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Which of these pieces of evidence already have an orphan gap.
+pub async fn orphan_gaps(
+    conn: &mut PgConnection,
+    evidence_ids: &[i64],
+) -> Result<BTreeSet<i64>, sqlx::Error> {
+    let rows: Vec<i64> = sqlx::query_scalar(
+        "SELECT evidence_id FROM attribution_gaps
+          WHERE class = 'orphan_evidence' AND evidence_id = ANY($1)",
+    )
+    .bind(evidence_ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// account, transaction, evidence id, is-valid-partner-token, sent, added, method.
+type MatchedColumns = (String, i64, i64, Option<i16>, bool, bool, String);
+
+/// The evidence matched to each of these transactions, as stored (this batch's
+/// matches included), with how each was matched.
+pub async fn matched_evidence(
+    conn: &mut PgConnection,
+    keys: &[(String, i64)],
+) -> Result<BTreeMap<(String, i64), Vec<(TokenEvidence, Method)>>, sqlx::Error> {
+    let (accounts, ids) = unzip_keys(keys);
+    let rows: Vec<MatchedColumns> = sqlx::query_as(
+        "SELECT m.account_id, m.transaction_id, e.id, e.is_valid_partner_token,
+                e.partner_token_sent, e.partner_token_added, m.method
+           FROM attribution_matches m JOIN attribution_evidence e ON e.id = m.evidence_id
+          WHERE m.state = 'matched'
+            AND (m.account_id, m.transaction_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+    )
+    .bind(accounts)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    let mut out: BTreeMap<(String, i64), Vec<(TokenEvidence, Method)>> = BTreeMap::new();
+    for (account, tx, id, valid, sent, added, method) in rows {
+        out.entry((account, tx)).or_default().push((
+            TokenEvidence {
+                id,
+                is_valid_partner_token: valid,
+                partner_token_sent: sent,
+                partner_token_added: added,
+            },
+            Method::parse(&method).unwrap_or(Method::TransactionId),
+        ));
+    }
+    Ok(out)
 }
