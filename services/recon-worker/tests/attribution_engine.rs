@@ -779,3 +779,75 @@ async fn a_mark_that_always_fails_does_not_hold_up_the_others() {
     assert_eq!(waiting, about_13);
     h.finish().await;
 }
+
+#[tokio::test]
+async fn engines_racing_the_writers_end_with_verdicts_that_agree_with_the_evidence() {
+    let h = Harness::new().await;
+    let pool = h.pool();
+    // Past the grace period from the start: a transaction judged before its evidence
+    // is committed becomes a gap, which its evidence must then resolve.
+    h.advance(601);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let engines: Vec<_> = (0..3)
+        .map(|_| {
+            let engine = Engine {
+                batch_size: 5,
+                ..h.engine.clone()
+            };
+            tokio::spawn(engine::run(pool.clone(), engine, shutdown.clone()))
+        })
+        .collect();
+    let writers: Vec<_> = (0..2_i64)
+        .map(|w| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for n in 0..100_i64 {
+                    let id = 1_000 + w * 100 + n;
+                    if n % 2 == 0 {
+                        purchase(&pool, id).await;
+                        record(&pool, vec![gateway(&format!("ok{id}"), Some(id))]).await;
+                    } else {
+                        record(&pool, vec![gateway(&format!("ok{id}"), Some(id))]).await;
+                        purchase(&pool, id).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    while count(pool, "attribution_dirty").await > 0
+        || count(pool, "attribution_transactions").await < 200
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "engines idle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let any batch in flight commit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shutdown.cancel();
+    for engine in engines {
+        engine.await.unwrap();
+    }
+    let verdicts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT verdict, count(*) FROM attribution_transactions GROUP BY verdict")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(verdicts, vec![("attributed".to_string(), 200)]);
+    let unresolved: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM attribution_gaps WHERE status <> 'resolved' OR resolution <> 'evidence'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        unresolved, 0,
+        "every gap opened in the race was resolved by its evidence"
+    );
+    let gaps = count(pool, "attribution_gaps").await;
+    assert_eq!(count(pool, "attribution_alerts").await, 2 * gaps);
+    assert_eq!(count(pool, "attribution_gap_events").await, 2 * gaps);
+    h.finish().await;
+}
