@@ -851,3 +851,94 @@ async fn engines_racing_the_writers_end_with_verdicts_that_agree_with_the_eviden
     assert_eq!(count(pool, "attribution_gap_events").await, 2 * gaps);
     h.finish().await;
 }
+
+#[tokio::test]
+async fn better_evidence_changes_a_gaps_class_and_a_persons_resolution_stands() {
+    let h = Harness::new().await;
+    let pool = h.pool();
+    for id in [80, 81] {
+        purchase(pool, id).await;
+        let missing = Evidence {
+            partner_token_sent: false,
+            is_valid_partner_token: None,
+            ..gateway(&format!("missing{id}"), Some(id))
+        };
+        record(pool, vec![missing]).await;
+    }
+    h.run().await;
+    // A person acknowledges 80 and resolves 81 (as the API does, under the row lock).
+    sqlx::query("UPDATE attribution_gaps SET status = 'acknowledged' WHERE transaction_id = 80")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE attribution_gaps SET status = 'resolved', resolution = 'person' WHERE transaction_id = 81",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let rejected = |id: i64| Evidence {
+        is_valid_partner_token: Some(0),
+        ..gateway(&format!("rejected{id}"), Some(id))
+    };
+    record(pool, vec![rejected(80), rejected(81)]).await;
+    h.run().await;
+    let found: Vec<_> = gaps(pool)
+        .await
+        .into_iter()
+        .map(|g| (g.2, g.3, g.5))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (Some(80), "token_rejected".into(), "acknowledged".into()),
+            (Some(81), "token_missing".into(), "resolved".into()),
+        ]
+    );
+    let change: (String, String, String, String) = sqlx::query_as(
+        "SELECT e.from_class, e.to_class, e.from_status, e.to_status FROM attribution_gap_events e
+           JOIN attribution_gaps g ON g.id = e.gap_id
+          WHERE g.transaction_id = 80 AND e.from_class IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        change,
+        (
+            "token_missing".into(),
+            "token_rejected".into(),
+            "acknowledged".into(),
+            "acknowledged".into()
+        )
+    );
+    assert_eq!(
+        verdict(pool, 80).await,
+        ("gap".into(), s("token_rejected"), s("transaction_id"))
+    );
+    assert_eq!(verdict(pool, 81).await.0, "waived");
+
+    // The accepted token arrives: the acknowledged gap is resolved by evidence; the
+    // person's resolution is kept, and the transaction is attributed.
+    record(
+        pool,
+        vec![gateway("ok80", Some(80)), gateway("ok81", Some(81))],
+    )
+    .await;
+    h.run().await;
+    let found: Vec<_> = gaps(pool)
+        .await
+        .into_iter()
+        .map(|g| (g.2, g.5, g.6))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (Some(80), "resolved".into(), s("evidence")),
+            (Some(81), "resolved".into(), s("person")),
+        ]
+    );
+    assert_eq!(verdict(pool, 80).await.0, "attributed");
+    assert_eq!(verdict(pool, 81).await.0, "attributed");
+    h.finish().await;
+}
