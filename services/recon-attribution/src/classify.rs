@@ -312,63 +312,6 @@ pub fn decide(
     }
 }
 
-/// What a person can do to a gap (`POST /v1/attribution/gaps/{id}/acknowledge|resolve`,
-/// `reconctl attribution acknowledge|resolve`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PersonAction {
-    /// Seen; still at risk.
-    Acknowledge,
-    /// Resolved by a person: the transaction is then `waived`.
-    Resolve,
-}
-
-/// Why a person's action was refused (the API answers 409 or 400 with this text).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ActionRefused {
-    #[error("gap is already acknowledged; resolve it instead")]
-    AlreadyAcknowledged,
-    #[error("gap is resolved (by {0}); a resolved gap cannot change")]
-    Resolved(&'static str),
-    #[error("gap expired when its month closed; the share is lost and the gap cannot change")]
-    Expired,
-    #[error("a note is required: say why")]
-    NoteMissing,
-    #[error("the note has {0} characters; at most 2000 are kept")]
-    NoteTooLong(usize),
-}
-
-/// The longest note kept with a person's action.
-pub const MAX_NOTE_CHARS: usize = 2_000;
-
-/// The status after a person's action on a gap in `current`, or why it is refused.
-/// The note is required (trimmed, non-empty, at most [`MAX_NOTE_CHARS`] characters).
-pub fn person_action(
-    current: GapState,
-    action: PersonAction,
-    note: &str,
-) -> Result<GapStatus, ActionRefused> {
-    let length = note.trim().chars().count();
-    if length == 0 {
-        return Err(ActionRefused::NoteMissing);
-    }
-    if length > MAX_NOTE_CHARS {
-        return Err(ActionRefused::NoteTooLong(length));
-    }
-    match (current.status, action) {
-        (GapStatus::Resolved, _) => Err(ActionRefused::Resolved(
-            current.resolution.map_or("evidence", Resolution::as_str),
-        )),
-        (GapStatus::Expired, _) => Err(ActionRefused::Expired),
-        (GapStatus::Acknowledged, PersonAction::Acknowledge) => {
-            Err(ActionRefused::AlreadyAcknowledged)
-        }
-        (GapStatus::Open, PersonAction::Acknowledge) => Ok(GapStatus::Acknowledged),
-        (GapStatus::Open | GapStatus::Acknowledged, PersonAction::Resolve) => {
-            Ok(GapStatus::Resolved)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,53 +648,5 @@ mod tests {
             }
         );
         assert_eq!(before_close(Some(resolved), MISSING).step, Step::Nothing);
-    }
-
-    #[test]
-    fn a_person_acknowledges_open_gaps_and_resolves_live_ones_with_a_note() {
-        let open = gap(GapStatus::Open, GapClass::TokenMissing, None);
-        let acknowledged = gap(GapStatus::Acknowledged, GapClass::TokenMissing, None);
-        assert_eq!(
-            person_action(open, PersonAction::Acknowledge, "calling the merchant"),
-            Ok(GapStatus::Acknowledged)
-        );
-        assert_eq!(
-            person_action(acknowledged, PersonAction::Resolve, "token fixed"),
-            Ok(GapStatus::Resolved)
-        );
-        assert_eq!(
-            person_action(acknowledged, PersonAction::Acknowledge, "again"),
-            Err(ActionRefused::AlreadyAcknowledged)
-        );
-        assert_eq!(
-            person_action(open, PersonAction::Resolve, "  "),
-            Err(ActionRefused::NoteMissing)
-        );
-        assert_eq!(
-            person_action(open, PersonAction::Resolve, &"x".repeat(2001)),
-            Err(ActionRefused::NoteTooLong(2001))
-        );
-        assert!(person_action(open, PersonAction::Resolve, &"é".repeat(2000)).is_ok());
-    }
-
-    #[test]
-    fn resolved_and_expired_gaps_refuse_a_persons_action_with_the_reason() {
-        let by_evidence = gap(
-            GapStatus::Resolved,
-            GapClass::Unattributed,
-            Some(Resolution::Evidence),
-        );
-        let expired = gap(GapStatus::Expired, GapClass::Unattributed, None);
-        for action in [PersonAction::Acknowledge, PersonAction::Resolve] {
-            let refused = person_action(by_evidence, action, "n").unwrap_err();
-            assert_eq!(
-                refused.to_string(),
-                "gap is resolved (by evidence); a resolved gap cannot change"
-            );
-            assert_eq!(
-                person_action(expired, action, "n"),
-                Err(ActionRefused::Expired)
-            );
-        }
     }
 }
