@@ -4,6 +4,7 @@
 //! database's constraints and row locks, not timing, keep them from doubling anything.
 //!
 //! - [`settings`]: grace, match window, close zone, thresholds, clock.
+//! - [`engine`]: matching, verdicts and gaps as the ledger and the evidence change;
 //! - [`close`]: expiry at the close and the frozen report; [`escalate`]: alerts as
 //!   the close nears; [`publish`]: the alert outbox to `recon.alerts`; [`webhooks`]:
 //!   signed alert webhooks; [`gauges`]: Prometheus gauges; [`alerting`]: the loops
@@ -11,6 +12,7 @@
 
 pub mod alerting;
 pub mod close;
+pub mod engine;
 pub mod escalate;
 pub mod gauges;
 pub mod publish;

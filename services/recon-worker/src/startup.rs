@@ -106,6 +106,7 @@ impl Worker {
         }
         let background = CancellationToken::new();
         broker.spawn_watchdog(Duration::from_secs(1), background.clone());
+        crate::attribution::engine::spawn(pool.clone(), &settings.attribution, background.clone());
         crate::attribution::alerting::spawn(
             pool.clone(),
             Arc::clone(&broker),
