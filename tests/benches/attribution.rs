@@ -28,12 +28,18 @@ fn main() -> anyhow::Result<()> {
             "release"
         };
         println!("attribution benchmark ({build} build, Postgres local)\n");
-        let loaded = report::run().await?;
-        let through_api = endpoint::run(&loaded).await;
-        loaded.db.drop_now().await;
-        through_api?;
-        println!();
-        detection::print(&detection::run(50, 20).await?);
+        // `ATTRIBUTION_BENCH=report` or `=detection` runs one part only.
+        let only = std::env::var("ATTRIBUTION_BENCH").unwrap_or_default();
+        if only != "detection" {
+            let loaded = report::run().await?;
+            let through_api = endpoint::run(&loaded).await;
+            loaded.db.drop_now().await;
+            through_api?;
+            println!();
+        }
+        if only != "report" {
+            detection::print(&detection::run(50, 20).await?);
+        }
         anyhow::Ok(())
     })
 }
