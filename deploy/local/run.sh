@@ -179,14 +179,10 @@ printf '\n' >&2
 
 key=$(RUST_LOG=warn "$BIN/reconctl" api-keys create --role finance | tail -n 1)
 sample=$(ledger "SELECT account_id || '/transactions/' || transaction_id FROM card_transactions WHERE reconciliation_status = 'matched' ORDER BY transaction_id LIMIT 1")
-# Gaps by class, money at risk and time to the close: `reconctl attribution summary`,
-# or, from a reconctl without it, the month report the API serves.
+# Gaps by class, money at risk and time to the close, for the month now is in.
 attribution_summary() {
-  if RUST_LOG=warn "$BIN/reconctl" attribution summary 2>/dev/null; then return; fi
-  month=$(ledger "SELECT to_char(now() AT TIME ZONE 'America/Edmonton', 'YYYY-MM')")
-  curl -fsS -H "Authorization: Bearer $admin_key" "http://$API_ADDR/v1/attribution/report?month=$month" |
-    python3 deploy/local/attribution-summary.py ||
-    echo "attribution summary: the API did not answer (see $STATE/api.log)"
+  RUST_LOG=warn "$BIN/reconctl" attribution summary 2>&1 ||
+    echo "attribution summary: reconctl could not read it (above)"
 }
 
 cat >&2 <<MSG
