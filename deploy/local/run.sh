@@ -97,6 +97,11 @@ while IFS=$'\t' read -r account api_token first rest; do
     VERIFIER=$token "$BIN/reconctl" accounts rotate-verifier "$account" --verifier-token-env VERIFIER >/dev/null 2>&1 || true
   done
 done < "$STATE/sim-accounts.tsv"
+# A revenue share rate (25 bps of the volume, an example) so the attribution summary
+# shows the share at risk, not only the volume.
+while IFS=$'\t' read -r account _; do
+  RUST_LOG=warn "$BIN/reconctl" accounts set-share --account "$account" --bps "${SHARE_BPS:-25}" >/dev/null
+done < "$STATE/sim-accounts.tsv"
 RECON_PUBLIC_URL="http://$RECEIVER_ADDR" "$BIN/reconctl" accounts list
 
 say "starting recon-receiver on $RECEIVER_ADDR, recon-worker on $WORKER_ADDR, recon-api on $API_ADDR (logs in $STATE/)"
