@@ -6,6 +6,10 @@
 //! `GET /v1/attribution/gaps` (for the admin, and for a partner only its accounts),
 //! with their classes, amounts, currencies and months, each visible within 60 s of its
 //! cause; and the month report adds up.
+//!
+//! The simulator stamps payments with the real time, so the month is the current one;
+//! run within 12 minutes of a month's close (in America/Edmonton), the grace-period
+//! step (the clock moved 700 s ahead) would cross the close and the gaps would expire.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -14,7 +18,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use recon_attribution::{CloseCalendar, Month};
 use serde_json::Value;
 
-use crate::attribution_stack::{AttributionStack, Receipt, id_of, minor};
+use crate::attribution_requests::{Receipt, id_of, minor};
+use crate::attribution_stack::AttributionStack;
 
 const VISIBLE_WITHIN: Duration = Duration::from_secs(60);
 const NO_SUCH_TRANSACTION: i64 = 999_000_001;

@@ -4,6 +4,7 @@
 mod access_and_dead_letters;
 mod attribution;
 mod attribution_month;
+mod attribution_requests;
 mod attribution_stack;
 mod binaries;
 mod connected;
