@@ -2,7 +2,7 @@
 //! (through the gateway with the right and a wrong partner token, straight to Helcim
 //! with and without receipts, late receipts, HelcimPay.js and Smart Terminal payments
 //! matched by invoice, an ambiguous pair, a receipt for a transaction that does not
-//! exist, declines and refunds) yields **exactly** its gaps through
+//! exist, a merchant no account has paying through the gateway, declines and refunds) yields **exactly** its gaps through
 //! `GET /v1/attribution/gaps` (for the admin, and for a partner only its accounts),
 //! with their classes, amounts, currencies and months, each visible within 60 s of its
 //! cause; and the month report adds up.
@@ -139,6 +139,14 @@ async fn a_known_mix_of_payments_yields_exactly_its_gaps_through_the_api_each_wi
     let amb_2 = s
         .sale(a, "42.00", "CAD", "AMB-1", "purchase", "approve")
         .await;
+    // A merchant with no account here paying through the gateway: its webhooks are
+    // refused, so its evidence never matches (orphan, unregistered account).
+    let u = s.unregistered_merchant().await;
+    let (status, unregistered) = s
+        .gateway_purchase(&u, None, "23.00", "CAD", "G-UNREG")
+        .await;
+    assert_eq!(status, 200, "{unregistered}");
+    let g_unregistered = id_of(&unregistered);
     // Declines and refunds: never gaps.
     let (status, declined) = s
         .gateway_purchase(a, None, "10.05", "CAD", "G-DECLINE")
@@ -265,6 +273,7 @@ async fn a_known_mix_of_payments_yields_exactly_its_gaps_through_the_api_each_wi
             .iter()
             .all(|tx| find(gaps, "unattributed", Some(*tx)).is_some())
             && find(gaps, "orphan_evidence", Some(NO_SUCH_TRANSACTION)).is_some()
+            && find(gaps, "orphan_evidence", Some(g_unregistered)).is_some()
     })
     .await;
     for gap in &after_grace {
@@ -347,6 +356,22 @@ async fn a_known_mix_of_payments_yields_exactly_its_gaps_through_the_api_each_wi
             resolution: None,
         });
     }
+    let unregistered_month: DateTime<Utc> =
+        sqlx::query_scalar("SELECT observed_at FROM attribution_evidence WHERE account_id IS NULL")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    expected.insert(Expected {
+        account: String::new(),
+        transaction: Some(g_unregistered),
+        class: "orphan_evidence".into(),
+        reason: Some("unregistered_account".into()),
+        amount: "23.00".into(),
+        currency: "CAD".into(),
+        month: calendar.month_of(unregistered_month).to_string(),
+        status: "open".into(),
+        resolution: None,
+    });
     let every = s.gaps(&s.admin_key, "").await;
     let got: BTreeSet<Expected> = every.iter().map(seen).collect();
     assert_eq!(got, expected, "the admin sees exactly the known gaps");

@@ -214,6 +214,24 @@ impl AttributionStack {
         std::fs::write(&self.clock_file, seconds.to_string()).unwrap();
     }
 
+    /// A merchant that `A` referred and registered at Helcim, but no account of this
+    /// deployment has (the worker does not register referred merchants here).
+    pub async fn unregistered_merchant(&self) -> Merchant {
+        let made = json(
+            self.http
+                .post(format!(
+                    "{}/sim/accounts/{}/connected-accounts",
+                    self.sim_url, self.a.id
+                ))
+                .json(&json!({})),
+        )
+        .await;
+        Merchant {
+            id: made["accountId"].as_str().unwrap().to_string(),
+            api_token: made["apiToken"].as_str().unwrap().to_string(),
+        }
+    }
+
     /// A Payment API purchase through the gateway as `merchant`; `partner`: a
     /// `partner-token` the client sends itself (kept as sent). Returns the answer's
     /// status and body.
