@@ -12,88 +12,17 @@
 //! step (the clock moved 700 s ahead) would cross the close and the gaps would expire.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use recon_attribution::{CloseCalendar, Month};
-use serde_json::Value;
 
 use crate::attribution_requests::{Receipt, id_of, minor};
 use crate::attribution_stack::AttributionStack;
+use crate::attribution_watch::{Expected, find, first_seen, seen, watch};
 
 const VISIBLE_WITHIN: Duration = Duration::from_secs(60);
 const NO_SUCH_TRANSACTION: i64 = 999_000_001;
-
-/// A gap as the test compares it: everything the API says but ids and times.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Expected {
-    account: String,
-    transaction: Option<i64>,
-    class: String,
-    reason: Option<String>,
-    amount: String,
-    currency: String,
-    month: String,
-    status: String,
-    resolution: Option<String>,
-}
-
-fn seen(gap: &Value) -> Expected {
-    let text = |v: &Value| v.as_str().map(str::to_string);
-    Expected {
-        account: text(&gap["accountId"]).unwrap_or_default(),
-        transaction: gap["transactionId"].as_i64(),
-        class: text(&gap["class"]).unwrap_or_default(),
-        reason: text(&gap["reason"]),
-        amount: text(&gap["amount"]).unwrap_or_default(),
-        currency: text(&gap["currency"]).unwrap_or_default(),
-        month: text(&gap["month"]).unwrap_or_default(),
-        status: text(&gap["status"]).unwrap_or_default(),
-        resolution: text(&gap["resolution"]),
-    }
-}
-
-/// Polls the admin's gap list until `done` holds for it, noting when each gap (by
-/// id) was first seen and when its status last changed.
-async fn watch(
-    s: &AttributionStack,
-    query: &str,
-    within: Duration,
-    seen_at: &mut BTreeMap<(i64, String), DateTime<Utc>>,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + within;
-    loop {
-        let gaps = s.gaps(&s.admin_key, query).await;
-        let now = Utc::now();
-        for gap in &gaps {
-            let key = (gap["id"].as_i64().unwrap(), gap["status"].to_string());
-            seen_at.entry(key).or_insert(now);
-        }
-        if done(&gaps) {
-            return gaps;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gaps did not settle within {within:?}; they are:\n{}",
-            serde_json::to_string_pretty(&gaps).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn first_seen(
-    seen_at: &BTreeMap<(i64, String), DateTime<Utc>>,
-    gap: &Value,
-    status: &str,
-) -> DateTime<Utc> {
-    seen_at[&(gap["id"].as_i64().unwrap(), format!("\"{status}\""))]
-}
-
-fn find<'a>(gaps: &'a [Value], class: &str, transaction: Option<i64>) -> Option<&'a Value> {
-    gaps.iter()
-        .find(|g| g["class"] == class && g["transactionId"].as_i64() == transaction)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_known_mix_of_payments_yields_exactly_its_gaps_through_the_api_each_within_a_minute_and_a_report_that_adds_up()

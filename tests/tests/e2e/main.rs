@@ -6,6 +6,7 @@ mod attribution;
 mod attribution_month;
 mod attribution_requests;
 mod attribution_stack;
+mod attribution_watch;
 mod binaries;
 mod connected;
 mod faults;
