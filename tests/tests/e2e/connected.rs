@@ -235,7 +235,7 @@ async fn a_connected_account_is_registered_listed_and_fetched_with_its_own_token
     );
     assert!(
         listing.lines().any(|l| l
-            == "connected-5501\thttps://recon.example.com/webhooks/helcim/connected-5501\tyes\tnone\tfrom partner\tpartner\t5501"),
+            == "connected-5501\thttps://recon.example.com/webhooks/helcim/connected-5501\tyes\tnone\tfrom partner\tpartner\t5501\t-"),
         "{listing}"
     );
     assert!(
