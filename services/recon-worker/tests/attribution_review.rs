@@ -8,12 +8,121 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use recon_attribution::{CloseCalendar, Month};
+use chrono::{DateTime, Utc};
+use recon_attribution::{Clock, CloseCalendar, Month};
+use recon_store::evidence::{Evidence, EvidenceStore, Outcome, Source};
 use recon_store::testing::TestDatabase;
+use recon_worker::attribution::engine::Engine;
 use recon_worker::attribution::{close, engine};
+use sqlx::PgPool;
 use support::seed;
 
 const DELAY: Duration = Duration::from_secs(900);
+
+/// The engine as the worker runs it, on the system clock.
+fn engine() -> Engine {
+    Engine {
+        calendar: CloseCalendar::default(),
+        grace: Duration::from_secs(600),
+        match_window: Duration::from_secs(3600),
+        sweep_interval: Duration::from_secs(15),
+        batch_size: 500,
+        clock: Clock::system(),
+    }
+}
+
+async fn run(pool: &PgPool) {
+    engine::process_once(pool, &engine()).await.unwrap();
+}
+
+/// A stored ledger transaction of account `m1`.
+async fn ledger(
+    pool: &PgPool,
+    id: i64,
+    kind: &str,
+    amount: i64,
+    created_at: DateTime<Utc>,
+    invoice: Option<&str>,
+) {
+    sqlx::query(
+        "INSERT INTO card_transactions (account_id, transaction_id, created_at, status, type,
+             amount_minor, currency, invoice_number, raw, reconciliation_status)
+         VALUES ('m1', $1, $2, 'APPROVED', $3, $4, 'CAD', $5, '{}', 'matched')",
+    )
+    .bind(id)
+    .bind(created_at)
+    .bind(kind)
+    .bind(amount)
+    .bind(invoice)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// An answered purchase of 19.99 CAD through the gateway, with Helcim's
+/// `is-valid-partner-token` answer `valid`.
+fn gateway(key: &str, transaction_id: Option<i64>, valid: Option<i16>) -> Evidence {
+    Evidence {
+        dedupe_key: key.into(),
+        source: Source::Gateway,
+        account_id: Some("m1".into()),
+        api_token_lookup: Some("ab".repeat(16)),
+        endpoint: "payment/purchase".into(),
+        idempotency_key: None,
+        partner_token_sent: true,
+        partner_token_added: false,
+        is_valid_partner_token: valid,
+        outcome: Outcome::Answered,
+        response_status: Some(200),
+        transaction_id,
+        invoice_number: None,
+        customer_code: None,
+        amount_minor: Some(1999),
+        currency: Some("CAD".into()),
+        observed_at: Utc::now(),
+        receipt_id: None,
+        submitted_by: None,
+    }
+}
+
+async fn record(pool: &PgPool, evidence: Vec<Evidence>) {
+    EvidenceStore::new(pool.clone())
+        .record(&evidence)
+        .await
+        .unwrap();
+}
+
+/// (class, reason, status, resolution, amount) of the gap of transaction `id`, or of
+/// the orphan gap of evidence `id` when `orphan`.
+type GapRow = (String, Option<String>, String, Option<String>, Option<i64>);
+
+async fn gap_of(pool: &PgPool, id: i64, orphan: bool) -> GapRow {
+    let sql = if orphan {
+        "SELECT class, reason, status, resolution, amount_minor FROM attribution_gaps
+          WHERE evidence_id = $1 AND class = 'orphan_evidence'"
+    } else {
+        "SELECT class, reason, status, resolution, amount_minor FROM attribution_gaps
+          WHERE account_id = 'm1' AND transaction_id = $1 AND class <> 'orphan_evidence'"
+    };
+    sqlx::query_as(sql).bind(id).fetch_one(pool).await.unwrap()
+}
+
+/// The notes of the audit trail of transaction `id`'s gap, oldest first.
+async fn trail(pool: &PgPool, id: i64) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT e.note FROM attribution_gap_events e JOIN attribution_gaps g ON g.id = e.gap_id
+          WHERE g.account_id = 'm1' AND g.transaction_id = $1 AND g.class <> 'orphan_evidence'
+          ORDER BY e.id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn s(text: &str) -> Option<String> {
+    Some(text.to_string())
+}
 
 /// An engine batch locks the gap rows of its transactions in its own order (by
 /// transaction, then orphans by evidence), under the per-account lock. The freeze used
@@ -66,5 +175,48 @@ async fn the_freeze_waits_for_an_engine_batch_instead_of_deadlocking_with_it() {
             .await
             .unwrap();
     assert_eq!(expired, 2);
+    db.drop_now().await;
+}
+
+/// The ledger corrects a transaction's amount after its gap opened: the verdict row
+/// (the report) took the new amount, but the gap kept the old one, so the gap's share
+/// at risk and the escalations' money (summed over gap rows) disagreed with the report.
+#[tokio::test]
+async fn a_live_gap_follows_a_corrected_ledger_amount() {
+    let db = TestDatabase::create().await;
+    let pool = &db.pool;
+    ledger(pool, 1, "purchase", 1999, Utc::now(), None).await;
+    record(pool, vec![gateway("g1", Some(1), Some(0))]).await;
+    run(pool).await;
+    assert_eq!(
+        gap_of(pool, 1, false).await,
+        (
+            s("token_rejected").unwrap(),
+            None,
+            s("open").unwrap(),
+            None,
+            Some(1999)
+        )
+    );
+
+    sqlx::query("UPDATE card_transactions SET amount_minor = 2500 WHERE transaction_id = 1")
+        .execute(pool)
+        .await
+        .unwrap();
+    run(pool).await;
+    let report_amount: i64 = sqlx::query_scalar(
+        "SELECT amount_minor FROM attribution_transactions WHERE transaction_id = 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(report_amount, 2500);
+    assert_eq!(gap_of(pool, 1, false).await.4, Some(2500));
+    let notes = trail(pool, 1).await;
+    assert_eq!(
+        notes.last().map(String::as_str),
+        Some("amount 19.99 CAD -> 25.00 CAD (the ledger transaction changed)"),
+        "{notes:?}"
+    );
     db.drop_now().await;
 }

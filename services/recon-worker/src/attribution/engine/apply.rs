@@ -40,6 +40,8 @@ pub struct Subject {
 struct Row {
     id: i64,
     state: GapState,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
 }
 
 /// Locks the subject's gap row (if any), decides, and applies the decision.
@@ -210,16 +212,77 @@ pub async fn apply(
             .await?;
         }
     }
+    let still_live = matches!(decision.step, Step::Nothing | Step::Reclassify { .. })
+        && matches!(row.state.status, GapStatus::Open | GapStatus::Acknowledged);
+    if !subject.orphan && still_live {
+        follow_amount(conn, &row, subject, now).await?;
+    }
     Ok(decision)
 }
 
-/// id, status, class, reason, resolution.
-type GapColumns = (i64, String, String, Option<String>, Option<String>);
+/// A live gap's amount follows its ledger transaction (a corrected amount or
+/// currency), as the report's verdict row does, so the gap, its share at risk and the
+/// escalations' money agree with the report. The change is in the audit trail.
+async fn follow_amount(
+    conn: &mut PgConnection,
+    row: &Row,
+    subject: &Subject,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let (Some(amount), Some(currency)) = (subject.amount_minor, subject.currency.as_deref()) else {
+        return Ok(());
+    };
+    let before = (row.amount_minor, row.currency.as_deref().map(str::trim));
+    if before == (Some(amount), Some(currency)) {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE attribution_gaps SET amount_minor = $2, currency = $3, updated_at = $4
+          WHERE id = $1",
+    )
+    .bind(row.id)
+    .bind(amount)
+    .bind(currency)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let shown = |minor: Option<i64>, currency: Option<&str>| match (minor, currency) {
+        (Some(minor), Some(currency)) => format!("{} {currency}", format_minor_units(minor, 2)),
+        _ => "none".to_string(),
+    };
+    let note = format!(
+        "amount {} -> {} (the ledger transaction changed)",
+        shown(before.0, before.1),
+        shown(Some(amount), Some(currency))
+    );
+    event(
+        conn,
+        row.id,
+        now,
+        Some(row.state.status),
+        row.state.status,
+        Some(row.state.class),
+        row.state.class,
+        &note,
+    )
+    .await
+}
+
+/// id, status, class, reason, resolution, amount, currency.
+type GapColumns = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
 
 async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>, sqlx::Error> {
     let row: Option<GapColumns> = if subject.orphan {
         sqlx::query_as(
-            "SELECT id, status, class, reason, resolution FROM attribution_gaps
+            "SELECT id, status, class, reason, resolution, amount_minor, currency FROM attribution_gaps
               WHERE evidence_id = $1 AND class = 'orphan_evidence' FOR UPDATE",
         )
         .bind(subject.evidence_id)
@@ -227,7 +290,7 @@ async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>,
         .await?
     } else {
         sqlx::query_as(
-            "SELECT id, status, class, reason, resolution FROM attribution_gaps
+            "SELECT id, status, class, reason, resolution, amount_minor, currency FROM attribution_gaps
               WHERE account_id = $1 AND transaction_id = $2 AND class <> 'orphan_evidence'
               FOR UPDATE",
         )
@@ -236,7 +299,7 @@ async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>,
         .fetch_optional(&mut *conn)
         .await?
     };
-    let Some((id, status, class, reason, resolution)) = row else {
+    let Some((id, status, class, reason, resolution, amount_minor, currency)) = row else {
         return Ok(None);
     };
     // The table's CHECK constraints only admit these names.
@@ -246,7 +309,12 @@ async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>,
         reason: reason.map(|r| r.parse()).transpose().map_err(decode)?,
         resolution: resolution.map(|r| r.parse()).transpose().map_err(decode)?,
     };
-    Ok(Some(Row { id, state }))
+    Ok(Some(Row {
+        id,
+        state,
+        amount_minor,
+        currency,
+    }))
 }
 
 fn decode(error: recon_attribution::model::UnknownName) -> sqlx::Error {
