@@ -220,3 +220,47 @@ async fn a_live_gap_follows_a_corrected_ledger_amount() {
     );
     db.drop_now().await;
 }
+
+/// A purchase stored approved, then corrected to declined: its verdict became `none`
+/// (out of the report's volume) but its gap stayed open, counted in the report's gaps,
+/// escalated, and expired at the close as if money were at risk.
+#[tokio::test]
+async fn a_transaction_that_stops_being_revenue_has_its_live_gap_resolved() {
+    let db = TestDatabase::create().await;
+    let pool = &db.pool;
+    ledger(pool, 2, "purchase", 1999, Utc::now(), None).await;
+    record(pool, vec![gateway("g2", Some(2), Some(0))]).await;
+    run(pool).await;
+    assert_eq!(gap_of(pool, 2, false).await.2, "open");
+
+    sqlx::query("UPDATE card_transactions SET status = 'DECLINED' WHERE transaction_id = 2")
+        .execute(pool)
+        .await
+        .unwrap();
+    run(pool).await;
+    let verdict: String =
+        sqlx::query_scalar("SELECT verdict FROM attribution_transactions WHERE transaction_id = 2")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(verdict, "none");
+    let gap = gap_of(pool, 2, false).await;
+    assert_eq!(
+        (gap.2.as_str(), gap.3.as_deref()),
+        ("resolved", Some("evidence"))
+    );
+    let notes = trail(pool, 2).await;
+    assert!(
+        notes
+            .last()
+            .is_some_and(|n| n.contains("no longer makes transaction 2 revenue")),
+        "{notes:?}"
+    );
+    let resolved: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM attribution_alerts WHERE kind = 'gap_resolved'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(resolved, 1);
+    db.drop_now().await;
+}

@@ -268,6 +268,59 @@ async fn follow_amount(
     .await
 }
 
+/// The ledger no longer makes the transaction revenue (stored approved, then
+/// corrected to declined, say): nothing is at risk, so its live gap is resolved before
+/// the close, as evidence would resolve it, and the trail says why. After the close
+/// it is left to expire with its month, like every gap.
+pub async fn not_revenue(
+    conn: &mut PgConnection,
+    subject: &Subject,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let Some(row) = lock(conn, subject).await? else {
+        return Ok(());
+    };
+    let live = matches!(row.state.status, GapStatus::Open | GapStatus::Acknowledged);
+    if !live || now >= subject.deadline {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE attribution_gaps SET status = 'resolved', resolution = 'evidence', updated_at = $2
+          WHERE id = $1",
+    )
+    .bind(row.id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let note = format!(
+        "the ledger no longer makes transaction {} revenue (not an approved purchase or capture): nothing is at risk",
+        subject.transaction_id.map_or("?".into(), |t| t.to_string())
+    );
+    event(
+        conn,
+        row.id,
+        now,
+        Some(row.state.status),
+        GapStatus::Resolved,
+        Some(row.state.class),
+        row.state.class,
+        &note,
+    )
+    .await?;
+    alert(
+        conn,
+        subject,
+        row.id,
+        "gap_resolved",
+        row.state.class,
+        row.state.reason,
+        GapStatus::Resolved,
+        Some(Resolution::Evidence),
+        now,
+    )
+    .await
+}
+
 /// id, status, class, reason, resolution, amount, currency.
 type GapColumns = (
     i64,
