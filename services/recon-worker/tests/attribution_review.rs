@@ -264,3 +264,134 @@ async fn a_transaction_that_stops_being_revenue_has_its_live_gap_resolved() {
     assert_eq!(resolved, 1);
     db.drop_now().await;
 }
+
+/// HelcimPay.js evidence (no transaction id) with an accepted token, by its invoice.
+fn by_invoice(key: &str, invoice: &str) -> Evidence {
+    Evidence {
+        invoice_number: Some(invoice.into()),
+        ..gateway(key, None, Some(1))
+    }
+}
+
+/// Alerts of one gap: (dedupe key, kind), oldest first.
+async fn gap_alerts(pool: &PgPool, gap_id: i64) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT dedupe_key FROM attribution_alerts
+          WHERE dedupe_key LIKE 'gap_%:' || $1 || '%' ORDER BY id",
+    )
+    .bind(gap_id.to_string())
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn gap_id(pool: &PgPool, transaction: i64) -> i64 {
+    sqlx::query_scalar(
+        "SELECT id FROM attribution_gaps WHERE transaction_id = $1 AND class <> 'orphan_evidence'",
+    )
+    .bind(transaction)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Evidence matched by invoice resolved a gap; then a second payment with the same
+/// invoice and amount arrived, the evidence became ambiguous, and the transaction
+/// lost it. The verdict went back to `gap`, but the gap stayed `resolved`: money at
+/// risk in the report with no live gap to see, acknowledge or resolve.
+#[tokio::test]
+async fn a_gap_resolved_by_evidence_that_no_longer_matches_is_reopened() {
+    let db = TestDatabase::create().await;
+    let pool = &db.pool;
+    let now = Utc::now();
+    ledger(pool, 10, "purchase", 1999, now, Some("INV-1")).await;
+    // The request carried no partner token: token_missing, at once.
+    let missing = Evidence {
+        partner_token_sent: false,
+        is_valid_partner_token: None,
+        ..gateway("g10", Some(10), None)
+    };
+    record(pool, vec![missing]).await;
+    run(pool).await;
+    assert_eq!(gap_of(pool, 10, false).await.0, "token_missing");
+    record(pool, vec![by_invoice("pay1", "INV-1")]).await;
+    run(pool).await;
+    let gap = gap_of(pool, 10, false).await;
+    assert_eq!(
+        (gap.2.as_str(), gap.3.as_deref()),
+        ("resolved", Some("evidence"))
+    );
+
+    // Another payment with the same invoice and amount: the evidence is ambiguous.
+    ledger(pool, 11, "purchase", 1999, now, Some("INV-1")).await;
+    run(pool).await;
+    let verdict: String = sqlx::query_scalar(
+        "SELECT verdict FROM attribution_transactions WHERE transaction_id = 10",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(verdict, "gap");
+    assert_eq!(
+        gap_of(pool, 10, false).await,
+        (
+            s("token_missing").unwrap(),
+            None,
+            s("open").unwrap(),
+            None,
+            Some(1999)
+        ),
+        "the money is at risk again, so its gap is live again"
+    );
+    let id = gap_id(pool, 10).await;
+    let keys = gap_alerts(pool, id).await;
+    assert_eq!(
+        keys,
+        [
+            format!("gap_opened:{id}"),
+            format!("gap_resolved:{id}"),
+            format!("gap_opened:{id}:1")
+        ]
+    );
+    db.drop_now().await;
+}
+
+/// Orphan evidence resolved when its transaction arrived, then ambiguous when a
+/// second one with the same invoice did: its orphan gap stayed resolved, so the
+/// ambiguity was never reported (the sweep only looks for evidence without a gap).
+#[tokio::test]
+async fn an_orphan_resolved_by_a_match_it_then_loses_is_reopened() {
+    let db = TestDatabase::create().await;
+    let pool = &db.pool;
+    let quick = Engine {
+        grace: Duration::ZERO,
+        ..engine()
+    };
+    record(pool, vec![by_invoice("pay2", "INV-2")]).await;
+    let evidence: i64 = sqlx::query_scalar("SELECT id FROM attribution_evidence")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    engine::process_once(pool, &quick).await.unwrap();
+    assert_eq!(gap_of(pool, evidence, true).await.1, s("no_transaction"));
+    ledger(pool, 20, "purchase", 1999, Utc::now(), Some("INV-2")).await;
+    engine::process_once(pool, &quick).await.unwrap();
+    assert_eq!(gap_of(pool, evidence, true).await.2, "resolved");
+
+    ledger(pool, 21, "purchase", 1999, Utc::now(), Some("INV-2")).await;
+    engine::process_once(pool, &quick).await.unwrap();
+    let orphan = gap_of(pool, evidence, true).await;
+    assert_eq!(
+        (orphan.1.as_deref(), orphan.2.as_str(), orphan.3.as_deref()),
+        (Some("ambiguous"), "open", None)
+    );
+    let candidates: Option<Vec<i64>> = sqlx::query_scalar(
+        "SELECT candidates FROM attribution_gaps WHERE evidence_id = $1 AND class = 'orphan_evidence'",
+    )
+    .bind(evidence)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(candidates, Some(vec![20, 21]));
+    db.drop_now().await;
+}

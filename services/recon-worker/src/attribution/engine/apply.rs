@@ -189,6 +189,55 @@ pub async fn apply(
             )
             .await?;
         }
+        Step::Reopen { class, reason } => {
+            sqlx::query(
+                "UPDATE attribution_gaps
+                    SET status = 'open', resolution = NULL, class = $2, reason = $3,
+                        candidates = $4, evidence_id = $5, updated_at = $6
+                  WHERE id = $1",
+            )
+            .bind(row.id)
+            .bind(class.as_str())
+            .bind(reason.map(OrphanReason::as_str))
+            .bind(&subject.candidates)
+            .bind(subject.evidence_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            let note = if subject.orphan {
+                format!(
+                    "no longer matches one transaction: reopened ({})",
+                    opened_note(subject, class, reason)
+                )
+            } else {
+                format!(
+                    "the evidence that resolved it no longer matches this transaction: reopened as {class}"
+                )
+            };
+            event(
+                conn,
+                row.id,
+                now,
+                Some(row.state.status),
+                GapStatus::Open,
+                Some(row.state.class),
+                class,
+                &note,
+            )
+            .await?;
+            alert(
+                conn,
+                subject,
+                row.id,
+                "gap_opened",
+                class,
+                reason,
+                GapStatus::Open,
+                None,
+                now,
+            )
+            .await?;
+        }
         Step::PostCloseNote { evidence_id } => {
             let note = if subject.orphan {
                 format!("evidence #{evidence_id} matched a transaction after the close")
@@ -212,8 +261,13 @@ pub async fn apply(
             .await?;
         }
     }
-    let still_live = matches!(decision.step, Step::Nothing | Step::Reclassify { .. })
-        && matches!(row.state.status, GapStatus::Open | GapStatus::Acknowledged);
+    let still_live = match decision.step {
+        Step::Nothing | Step::Reclassify { .. } => {
+            matches!(row.state.status, GapStatus::Open | GapStatus::Acknowledged)
+        }
+        Step::Reopen { .. } => true,
+        _ => false,
+    };
     if !subject.orphan && still_live {
         follow_amount(conn, &row, subject, now).await?;
     }
@@ -462,7 +516,9 @@ async fn event(
 }
 
 /// Writes the outbox row `<kind>:<gap id>` once, whatever the number of replicas; its
-/// payload carries the row's own id, so the row is inserted first.
+/// payload carries the row's own id, so the row is inserted first. A gap reopened `n`
+/// times (`Step::Reopen`) alerts under `<kind>:<gap id>:<n>`, so its new opening and
+/// resolution are alerted too, each once.
 #[allow(clippy::too_many_arguments)]
 async fn alert(
     conn: &mut PgConnection,
@@ -475,12 +531,23 @@ async fn alert(
     resolution: Option<Resolution>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    // Only a reopening leaves `resolved` (a person cannot; the close expires live gaps).
+    let reopened: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM attribution_gap_events WHERE gap_id = $1 AND from_status = 'resolved'",
+    )
+    .bind(gap_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let key = match reopened {
+        0 => format!("{kind}:{gap_id}"),
+        n => format!("{kind}:{gap_id}:{n}"),
+    };
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO attribution_alerts (dedupe_key, kind, account_id, month, payload, created_at)
          VALUES ($1, $2, $3, $4, '\\x'::bytea, $5)
          ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
     )
-    .bind(format!("{kind}:{gap_id}"))
+    .bind(key)
     .bind(kind)
     .bind(&subject.account_id)
     .bind(subject.month.first_day())
