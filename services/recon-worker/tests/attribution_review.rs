@@ -395,3 +395,80 @@ async fn an_orphan_resolved_by_a_match_it_then_loses_is_reopened() {
     assert_eq!(candidates, Some(vec![20, 21]));
     db.drop_now().await;
 }
+
+/// The verdict of transaction `id` of `m1`.
+async fn verdict_of(pool: &PgPool, id: i64) -> String {
+    sqlx::query_scalar("SELECT verdict FROM attribution_transactions WHERE transaction_id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// (state, transaction, candidates) of the match of evidence `id`.
+async fn match_of(pool: &PgPool, id: i64) -> (String, Option<i64>, Option<Vec<i64>>) {
+    sqlx::query_as(
+        "SELECT state, transaction_id, candidates FROM attribution_matches WHERE evidence_id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// The ledger corrects a transaction's invoice or amount: evidence matched to it by
+/// its old invoice was never matched again (a batch found evidence by the
+/// transaction's id or its new invoice only), so the transaction stayed attributed by
+/// a payment that no longer fits it, and an ambiguity it left stayed ambiguous.
+#[tokio::test]
+async fn a_corrected_transaction_is_matched_again_by_the_evidence_it_had() {
+    let db = TestDatabase::create().await;
+    let pool = &db.pool;
+    let quick = Engine {
+        grace: Duration::ZERO,
+        ..engine()
+    };
+    let now = Utc::now();
+    ledger(pool, 30, "purchase", 1999, now, Some("INV-3")).await;
+    record(pool, vec![by_invoice("pay3", "INV-3")]).await;
+    ledger(pool, 40, "purchase", 1999, now, Some("INV-4")).await;
+    ledger(pool, 41, "purchase", 1999, now, Some("INV-4")).await;
+    record(pool, vec![by_invoice("pay4", "INV-4")]).await;
+    engine::process_once(pool, &quick).await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM attribution_evidence ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let (pay3, pay4) = (ids[0], ids[1]);
+    assert_eq!(verdict_of(pool, 30).await, "attributed");
+    assert_eq!(match_of(pool, pay4).await.0, "ambiguous");
+
+    // 30's amount was wrong; 41's invoice was.
+    sqlx::query("UPDATE card_transactions SET amount_minor = 2500 WHERE transaction_id = 30")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE card_transactions SET invoice_number = 'INV-5' WHERE transaction_id = 41")
+        .execute(pool)
+        .await
+        .unwrap();
+    engine::process_once(pool, &quick).await.unwrap();
+    assert_eq!(match_of(pool, pay3).await, ("unmatched".into(), None, None));
+    assert_eq!(
+        verdict_of(pool, 30).await,
+        "gap",
+        "no evidence fits it any more"
+    );
+    assert_eq!(gap_of(pool, pay3, true).await.1, s("no_transaction"));
+    assert_eq!(
+        match_of(pool, pay4).await,
+        ("matched".into(), Some(40), None)
+    );
+    assert_eq!(verdict_of(pool, 40).await, "attributed");
+    let orphan = gap_of(pool, pay4, true).await;
+    assert_eq!(
+        (orphan.2.as_str(), orphan.3.as_deref()),
+        ("resolved", Some("evidence"))
+    );
+    db.drop_now().await;
+}

@@ -65,6 +65,9 @@ pub async fn run(
     }
     let seed_keys: Vec<TxKey> = seeds.keys().cloned().collect();
     let seed_rows = load::ledger_by_id(conn, &seed_keys).await?;
+    // Evidence matched to (or ambiguous between) these transactions by an invoice
+    // they may no longer carry: found neither by their id nor by their new invoice.
+    evidence_ids.extend(load::evidence_matched_to(conn, &seed_keys).await?);
     let dirty_evidence =
         load::evidence_by_id(conn, &evidence_ids.iter().copied().collect::<Vec<_>>()).await?;
 
