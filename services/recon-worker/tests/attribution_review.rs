@@ -472,3 +472,71 @@ async fn a_corrected_transaction_is_matched_again_by_the_evidence_it_had() {
     );
     db.drop_now().await;
 }
+
+/// The report is several statements (verdict sums, gap counts, rates). Read on the
+/// pool, each saw its own moment, so an engine batch committing between them gave a
+/// report whose gap counts disagreed with its money, and the freeze stored it for
+/// good. A writer flips one transaction between pending (no live gap) and at risk
+/// (an open gap) in single transactions while reports are read: every report must
+/// show both or neither.
+#[tokio::test]
+async fn a_report_is_read_from_one_snapshot() {
+    use recon_store::attribution::report::{Scope, live};
+    let db = TestDatabase::create().await;
+    let calendar = CloseCalendar::default();
+    let month = Month::new(2026, 11).unwrap();
+    seed::gap(&db.pool, calendar, "acct-a", 1, month, 1_000, "open").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (pool, stop) = (db.pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut live_gap = true;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                live_gap = !live_gap;
+                let mut tx = pool.begin().await.unwrap();
+                let (verdict, class, status) = if live_gap {
+                    ("gap", Some("unattributed"), "open")
+                } else {
+                    ("pending", None, "resolved")
+                };
+                sqlx::query(
+                    "UPDATE attribution_transactions SET verdict = $1, gap_class = $2
+                      WHERE transaction_id = 1",
+                )
+                .bind(verdict)
+                .bind(class)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                sqlx::query(
+                    "UPDATE attribution_gaps SET status = $1,
+                            resolution = CASE WHEN $1 = 'resolved' THEN 'evidence' END
+                      WHERE transaction_id = 1",
+                )
+                .bind(status)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+        })
+    };
+    let mut torn = 0;
+    for _ in 0..400 {
+        let report = live(&db.pool, calendar, month, &Scope::All, Utc::now())
+            .await
+            .unwrap();
+        let line = &report.accounts[0];
+        let gaps = line.gaps.get("unattributed").copied().unwrap_or(0);
+        if gaps != line.at_risk_transactions {
+            torn += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    assert_eq!(
+        torn, 0,
+        "reports whose gap counts disagree with their money"
+    );
+    db.drop_now().await;
+}
