@@ -240,6 +240,9 @@ pub struct Decision {
 ///   expired yet, so the outcome does not depend on which runs first.
 /// - A person's resolution stands; the transaction is `waived` unless evidence says
 ///   it was attributed after all.
+/// - A resolution by evidence stands only while the evidence says so: a gap whose
+///   evidence no longer matches (an invoice match turned ambiguous) reopens before
+///   the close, so money at risk always has a live gap to see and work.
 pub fn decide(
     existing: Option<GapState>,
     desired: Desired,
