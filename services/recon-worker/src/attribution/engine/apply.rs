@@ -88,7 +88,7 @@ pub async fn apply(
                 alert(
                     conn,
                     subject,
-                    id,
+                    Fresh(id),
                     "gap_opened",
                     class,
                     reason,
@@ -179,7 +179,7 @@ pub async fn apply(
             alert(
                 conn,
                 subject,
-                row.id,
+                Existing(row.id),
                 "gap_resolved",
                 row.state.class,
                 row.state.reason,
@@ -228,7 +228,7 @@ pub async fn apply(
             alert(
                 conn,
                 subject,
-                row.id,
+                Existing(row.id),
                 "gap_opened",
                 class,
                 reason,
@@ -364,7 +364,7 @@ pub async fn not_revenue(
     alert(
         conn,
         subject,
-        row.id,
+        Existing(row.id),
         "gap_resolved",
         row.state.class,
         row.state.reason,
@@ -519,11 +519,20 @@ async fn event(
 /// payload carries the row's own id, so the row is inserted first. A gap reopened `n`
 /// times (`Step::Reopen`) alerts under `<kind>:<gap id>:<n>`, so its new opening and
 /// resolution are alerted too, each once.
+/// The gap an alert is about: one this transaction just inserted (never reopened, so
+/// no need to count), or one that existed.
+#[derive(Debug, Clone, Copy)]
+enum AlertedGap {
+    Fresh(i64),
+    Existing(i64),
+}
+use AlertedGap::{Existing, Fresh};
+
 #[allow(clippy::too_many_arguments)]
 async fn alert(
     conn: &mut PgConnection,
     subject: &Subject,
-    gap_id: i64,
+    gap: AlertedGap,
     kind: &str,
     class: GapClass,
     reason: Option<OrphanReason>,
@@ -531,13 +540,21 @@ async fn alert(
     resolution: Option<Resolution>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    // Only a reopening leaves `resolved` (a person cannot; the close expires live gaps).
-    let reopened: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM attribution_gap_events WHERE gap_id = $1 AND from_status = 'resolved'",
-    )
-    .bind(gap_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let (gap_id, reopened) = match gap {
+        Fresh(id) => (id, 0),
+        // Only a reopening leaves `resolved` (a person cannot; the close expires live
+        // gaps).
+        Existing(id) => (
+            id,
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM attribution_gap_events
+                  WHERE gap_id = $1 AND from_status = 'resolved'",
+            )
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?,
+        ),
+    };
     let key = match reopened {
         0 => format!("{kind}:{gap_id}"),
         n => format!("{kind}:{gap_id}:{n}"),
