@@ -182,6 +182,12 @@ pub enum Step {
     ResolveByEvidence {
         evidence_id: i64,
     },
+    /// A gap resolved by evidence that no longer says so (an invoice match became
+    /// ambiguous when a second payment arrived): open again, with this class.
+    Reopen {
+        class: GapClass,
+        reason: Option<OrphanReason>,
+    },
     /// Evidence arrived after the close: the gap stays, a note is kept beside it.
     PostCloseNote {
         evidence_id: i64,
@@ -234,6 +240,9 @@ pub struct Decision {
 ///   expired yet, so the outcome does not depend on which runs first.
 /// - A person's resolution stands; the transaction is `waived` unless evidence says
 ///   it was attributed after all.
+/// - A resolution by evidence stands only while the evidence says so: a gap whose
+///   evidence no longer matches (an invoice match turned ambiguous) reopens before
+///   the close, so money at risk always has a live gap to see and work.
 pub fn decide(
     existing: Option<GapState>,
     desired: Desired,
@@ -271,13 +280,17 @@ pub fn decide(
         (GapStatus::Resolved, Desired::Cleared { .. }) => keep(Verdict::Attributed),
         (GapStatus::Resolved, _) => match gap.resolution {
             Some(Resolution::Person) => keep(Verdict::Waived(gap.class)),
-            // Resolved by evidence that no longer says so (the evidence was replaced):
-            // the gap stays resolved, as its audit trail says, but the money is shown
-            // at risk again.
-            _ => keep(match desired {
-                Desired::Gap { class, .. } => Verdict::Gap(class),
-                _ => Verdict::Pending,
-            }),
+            // Resolved by evidence that no longer says so (its invoice match became
+            // ambiguous): the money is at risk again, so the gap is live again before
+            // the close; after it, nothing is rewritten and the money stays at risk.
+            _ => match desired {
+                Desired::Gap { class, reason } if !closed => Decision {
+                    step: Step::Reopen { class, reason },
+                    verdict: Verdict::Gap(class),
+                },
+                Desired::Gap { class, .. } => keep(Verdict::Gap(class)),
+                _ => keep(Verdict::Pending),
+            },
         },
         (GapStatus::Expired, Desired::Cleared { evidence_id }) => Decision {
             step: Step::PostCloseNote { evidence_id },
@@ -634,7 +647,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_resolved_by_evidence_stays_resolved() {
+    fn a_gap_resolved_by_evidence_reopens_when_the_evidence_no_longer_says_so() {
         let resolved = gap(
             GapStatus::Resolved,
             GapClass::Unattributed,
@@ -647,6 +660,20 @@ mod tests {
                 verdict: Verdict::Attributed
             }
         );
-        assert_eq!(before_close(Some(resolved), MISSING).step, Step::Nothing);
+        assert_eq!(
+            before_close(Some(resolved), MISSING),
+            Decision {
+                step: Step::Reopen {
+                    class: GapClass::TokenMissing,
+                    reason: None
+                },
+                verdict: Verdict::Gap(GapClass::TokenMissing)
+            }
+        );
+        assert_eq!(
+            before_close(Some(resolved), Desired::Undecided).step,
+            Step::Nothing
+        );
+        assert_eq!(after_close(Some(resolved), MISSING).step, Step::Nothing);
     }
 }

@@ -56,6 +56,13 @@ pub async fn live(
     as_of: DateTime<Utc>,
 ) -> Result<Report, sqlx::Error> {
     let accounts = scope.filter();
+    // One snapshot for every sum: read statement by statement, an engine batch
+    // committing in between would give gap counts that disagree with the money (and
+    // the freeze keeps what it reads for good).
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let rows = sqlx::query(
         "SELECT account_id, currency, kind, verdict, gap_class,
                 count(*) AS n, COALESCE(sum(amount_minor), 0)::bigint AS amount
@@ -65,7 +72,7 @@ pub async fn live(
     )
     .bind(month.first_day())
     .bind(&accounts)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let tallies: Vec<Tally> = rows
         .iter()
@@ -89,7 +96,7 @@ pub async fn live(
     )
     .bind(month.first_day())
     .bind(&accounts)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let gap_counts: Vec<GapCount> = gap_rows
         .iter()
@@ -104,12 +111,13 @@ pub async fn live(
     let rates: BTreeMap<String, i32> = sqlx::query(
         "SELECT account_id, revenue_share_bps FROM accounts WHERE revenue_share_bps IS NOT NULL",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?
     .iter()
     .map(|row| (row.get("account_id"), row.get("revenue_share_bps")))
     .filter(|(account, _): &(String, i32)| scope.includes(account))
     .collect();
+    tx.commit().await?;
     Ok(Report::assemble(
         month,
         calendar.close_of(month),

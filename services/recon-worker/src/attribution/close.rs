@@ -158,6 +158,7 @@ pub async fn freeze(
     }
     // Gaps still open now would be in the report as live; the sweep expired them, but
     // a gap opened between that statement and this one is expired here.
+    lock_live_accounts(&mut tx, month).await?;
     expire_month(&mut tx, month, at).await?;
     // Read on the pool, not in this transaction: it sees everything committed, and
     // nothing here changes what it sums (the expiries above change statuses within
@@ -201,6 +202,24 @@ fn accounts(report: &Report) -> Vec<String> {
         .collect();
     accounts.dedup();
     accounts
+}
+
+/// Takes the engine's lock of every account with a live gap in `month` before the
+/// freeze locks those gaps: an engine batch locks its gap rows in its own order under
+/// these locks, so taking the rows without them could deadlock with a batch (each
+/// holding a row the other wants). With them, the freeze waits for the batch.
+async fn lock_live_accounts(
+    tx: &mut Transaction<'_, Postgres>,
+    month: Month,
+) -> Result<(), sqlx::Error> {
+    let accounts: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT coalesce(account_id, '') FROM attribution_gaps
+          WHERE month = $1 AND status IN ('open', 'acknowledged')",
+    )
+    .bind(month.first_day())
+    .fetch_all(&mut **tx)
+    .await?;
+    super::engine::lock_accounts(tx, &accounts.into_iter().collect()).await
 }
 
 async fn expire_month(

@@ -40,6 +40,8 @@ pub struct Subject {
 struct Row {
     id: i64,
     state: GapState,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
 }
 
 /// Locks the subject's gap row (if any), decides, and applies the decision.
@@ -86,7 +88,7 @@ pub async fn apply(
                 alert(
                     conn,
                     subject,
-                    id,
+                    Fresh(id),
                     "gap_opened",
                     class,
                     reason,
@@ -177,12 +179,61 @@ pub async fn apply(
             alert(
                 conn,
                 subject,
-                row.id,
+                Existing(row.id),
                 "gap_resolved",
                 row.state.class,
                 row.state.reason,
                 GapStatus::Resolved,
                 Some(Resolution::Evidence),
+                now,
+            )
+            .await?;
+        }
+        Step::Reopen { class, reason } => {
+            sqlx::query(
+                "UPDATE attribution_gaps
+                    SET status = 'open', resolution = NULL, class = $2, reason = $3,
+                        candidates = $4, evidence_id = $5, updated_at = $6
+                  WHERE id = $1",
+            )
+            .bind(row.id)
+            .bind(class.as_str())
+            .bind(reason.map(OrphanReason::as_str))
+            .bind(&subject.candidates)
+            .bind(subject.evidence_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            let note = if subject.orphan {
+                format!(
+                    "no longer matches one transaction: reopened ({})",
+                    opened_note(subject, class, reason)
+                )
+            } else {
+                format!(
+                    "the evidence that resolved it no longer matches this transaction: reopened as {class}"
+                )
+            };
+            event(
+                conn,
+                row.id,
+                now,
+                Some(row.state.status),
+                GapStatus::Open,
+                Some(row.state.class),
+                class,
+                &note,
+            )
+            .await?;
+            alert(
+                conn,
+                subject,
+                Existing(row.id),
+                "gap_opened",
+                class,
+                reason,
+                GapStatus::Open,
+                None,
                 now,
             )
             .await?;
@@ -210,16 +261,135 @@ pub async fn apply(
             .await?;
         }
     }
+    let still_live = match decision.step {
+        Step::Nothing | Step::Reclassify { .. } => {
+            matches!(row.state.status, GapStatus::Open | GapStatus::Acknowledged)
+        }
+        Step::Reopen { .. } => true,
+        _ => false,
+    };
+    if !subject.orphan && still_live {
+        follow_amount(conn, &row, subject, now).await?;
+    }
     Ok(decision)
 }
 
-/// id, status, class, reason, resolution.
-type GapColumns = (i64, String, String, Option<String>, Option<String>);
+/// A live gap's amount follows its ledger transaction (a corrected amount or
+/// currency), as the report's verdict row does, so the gap, its share at risk and the
+/// escalations' money agree with the report. The change is in the audit trail.
+async fn follow_amount(
+    conn: &mut PgConnection,
+    row: &Row,
+    subject: &Subject,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let (Some(amount), Some(currency)) = (subject.amount_minor, subject.currency.as_deref()) else {
+        return Ok(());
+    };
+    let before = (row.amount_minor, row.currency.as_deref().map(str::trim));
+    if before == (Some(amount), Some(currency)) {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE attribution_gaps SET amount_minor = $2, currency = $3, updated_at = $4
+          WHERE id = $1",
+    )
+    .bind(row.id)
+    .bind(amount)
+    .bind(currency)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let shown = |minor: Option<i64>, currency: Option<&str>| match (minor, currency) {
+        (Some(minor), Some(currency)) => format!("{} {currency}", format_minor_units(minor, 2)),
+        _ => "none".to_string(),
+    };
+    let note = format!(
+        "amount {} -> {} (the ledger transaction changed)",
+        shown(before.0, before.1),
+        shown(Some(amount), Some(currency))
+    );
+    event(
+        conn,
+        row.id,
+        now,
+        Some(row.state.status),
+        row.state.status,
+        Some(row.state.class),
+        row.state.class,
+        &note,
+    )
+    .await
+}
+
+/// The ledger no longer makes the transaction revenue (stored approved, then
+/// corrected to declined, say): nothing is at risk, so its live gap is resolved before
+/// the close, as evidence would resolve it, and the trail says why. After the close
+/// it is left to expire with its month, like every gap.
+pub async fn not_revenue(
+    conn: &mut PgConnection,
+    subject: &Subject,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let Some(row) = lock(conn, subject).await? else {
+        return Ok(());
+    };
+    let live = matches!(row.state.status, GapStatus::Open | GapStatus::Acknowledged);
+    if !live || now >= subject.deadline {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE attribution_gaps SET status = 'resolved', resolution = 'evidence', updated_at = $2
+          WHERE id = $1",
+    )
+    .bind(row.id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let note = format!(
+        "the ledger no longer makes transaction {} revenue (not an approved purchase or capture): nothing is at risk",
+        subject.transaction_id.map_or("?".into(), |t| t.to_string())
+    );
+    event(
+        conn,
+        row.id,
+        now,
+        Some(row.state.status),
+        GapStatus::Resolved,
+        Some(row.state.class),
+        row.state.class,
+        &note,
+    )
+    .await?;
+    alert(
+        conn,
+        subject,
+        Existing(row.id),
+        "gap_resolved",
+        row.state.class,
+        row.state.reason,
+        GapStatus::Resolved,
+        Some(Resolution::Evidence),
+        now,
+    )
+    .await
+}
+
+/// id, status, class, reason, resolution, amount, currency.
+type GapColumns = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
 
 async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>, sqlx::Error> {
     let row: Option<GapColumns> = if subject.orphan {
         sqlx::query_as(
-            "SELECT id, status, class, reason, resolution FROM attribution_gaps
+            "SELECT id, status, class, reason, resolution, amount_minor, currency FROM attribution_gaps
               WHERE evidence_id = $1 AND class = 'orphan_evidence' FOR UPDATE",
         )
         .bind(subject.evidence_id)
@@ -227,7 +397,7 @@ async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>,
         .await?
     } else {
         sqlx::query_as(
-            "SELECT id, status, class, reason, resolution FROM attribution_gaps
+            "SELECT id, status, class, reason, resolution, amount_minor, currency FROM attribution_gaps
               WHERE account_id = $1 AND transaction_id = $2 AND class <> 'orphan_evidence'
               FOR UPDATE",
         )
@@ -236,7 +406,7 @@ async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>,
         .fetch_optional(&mut *conn)
         .await?
     };
-    let Some((id, status, class, reason, resolution)) = row else {
+    let Some((id, status, class, reason, resolution, amount_minor, currency)) = row else {
         return Ok(None);
     };
     // The table's CHECK constraints only admit these names.
@@ -246,7 +416,12 @@ async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<Option<Row>,
         reason: reason.map(|r| r.parse()).transpose().map_err(decode)?,
         resolution: resolution.map(|r| r.parse()).transpose().map_err(decode)?,
     };
-    Ok(Some(Row { id, state }))
+    Ok(Some(Row {
+        id,
+        state,
+        amount_minor,
+        currency,
+    }))
 }
 
 fn decode(error: recon_attribution::model::UnknownName) -> sqlx::Error {
@@ -341,12 +516,23 @@ async fn event(
 }
 
 /// Writes the outbox row `<kind>:<gap id>` once, whatever the number of replicas; its
-/// payload carries the row's own id, so the row is inserted first.
+/// payload carries the row's own id, so the row is inserted first. A gap reopened `n`
+/// times (`Step::Reopen`) alerts under `<kind>:<gap id>:<n>`, so its new opening and
+/// resolution are alerted too, each once.
+/// The gap an alert is about: one this transaction just inserted (never reopened, so
+/// no need to count), or one that existed.
+#[derive(Debug, Clone, Copy)]
+enum AlertedGap {
+    Fresh(i64),
+    Existing(i64),
+}
+use AlertedGap::{Existing, Fresh};
+
 #[allow(clippy::too_many_arguments)]
 async fn alert(
     conn: &mut PgConnection,
     subject: &Subject,
-    gap_id: i64,
+    gap: AlertedGap,
     kind: &str,
     class: GapClass,
     reason: Option<OrphanReason>,
@@ -354,12 +540,31 @@ async fn alert(
     resolution: Option<Resolution>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    let (gap_id, reopened) = match gap {
+        Fresh(id) => (id, 0),
+        // Only a reopening leaves `resolved` (a person cannot; the close expires live
+        // gaps).
+        Existing(id) => (
+            id,
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM attribution_gap_events
+                  WHERE gap_id = $1 AND from_status = 'resolved'",
+            )
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?,
+        ),
+    };
+    let key = match reopened {
+        0 => format!("{kind}:{gap_id}"),
+        n => format!("{kind}:{gap_id}:{n}"),
+    };
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO attribution_alerts (dedupe_key, kind, account_id, month, payload, created_at)
          VALUES ($1, $2, $3, $4, '\\x'::bytea, $5)
          ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
     )
-    .bind(format!("{kind}:{gap_id}"))
+    .bind(key)
     .bind(kind)
     .bind(&subject.account_id)
     .bind(subject.month.first_day())

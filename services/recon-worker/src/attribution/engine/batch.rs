@@ -19,7 +19,7 @@ use recon_attribution::{GapClass, Kind};
 use sqlx::PgConnection;
 
 use super::Engine;
-use super::apply::{Subject, apply};
+use super::apply::{self, Subject, apply};
 use super::load::{self, EvidenceRow, Stored};
 use super::store::{self, VerdictRow};
 
@@ -65,6 +65,9 @@ pub async fn run(
     }
     let seed_keys: Vec<TxKey> = seeds.keys().cloned().collect();
     let seed_rows = load::ledger_by_id(conn, &seed_keys).await?;
+    // Evidence matched to (or ambiguous between) these transactions by an invoice
+    // they may no longer carry: found neither by their id nor by their new invoice.
+    evidence_ids.extend(load::evidence_matched_to(conn, &seed_keys).await?);
     let dirty_evidence =
         load::evidence_by_id(conn, &evidence_ids.iter().copied().collect::<Vec<_>>()).await?;
 
@@ -220,7 +223,22 @@ async fn judge_transaction(
         evidence_id: None,
         match_method: None,
     };
+    let subject = |evidence_id| Subject {
+        account_id: Some(key.account_id.clone()),
+        api_token_lookup: None,
+        transaction_id: Some(key.transaction_id),
+        evidence_id,
+        candidates: None,
+        amount_minor: Some(key.amount_minor),
+        currency: Some(key.currency.clone()),
+        month,
+        deadline: engine.calendar.close_of(month),
+        orphan: false,
+    };
     if input.stored.kind != Kind::Revenue {
+        if input.may_have_gap {
+            apply::not_revenue(conn, &subject(None), now).await?;
+        }
         return Ok(row);
     }
     let tokens: Vec<_> = input.evidence.iter().map(|(t, _)| *t).collect();
@@ -237,19 +255,7 @@ async fn judge_transaction(
         ),
         Classification::Pending { .. } => (Desired::Undecided, None),
     };
-    let subject = Subject {
-        account_id: Some(key.account_id.clone()),
-        api_token_lookup: None,
-        transaction_id: Some(key.transaction_id),
-        evidence_id: deciding,
-        candidates: None,
-        amount_minor: Some(key.amount_minor),
-        currency: Some(key.currency.clone()),
-        month,
-        deadline: engine.calendar.close_of(month),
-        orphan: false,
-    };
-    let verdict = apply(conn, &subject, desired, input.may_have_gap, now)
+    let verdict = apply(conn, &subject(deciding), desired, input.may_have_gap, now)
         .await?
         .verdict;
     row.verdict = verdict.as_str();

@@ -224,6 +224,32 @@ pub async fn evidence_by_invoice(
     .await
 }
 
+/// Evidence whose stored match names one of these transactions: matched to it, or
+/// ambiguous with it among the candidates.
+pub async fn evidence_matched_to(
+    conn: &mut PgConnection,
+    keys: &[(String, i64)],
+) -> Result<Vec<i64>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (accounts, ids) = unzip_keys(keys);
+    sqlx::query_scalar(
+        "SELECT m.evidence_id FROM attribution_matches m
+          WHERE m.state = 'matched'
+            AND (m.account_id, m.transaction_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))
+         UNION
+         SELECT m.evidence_id FROM attribution_matches m
+           JOIN unnest($1::text[], $2::bigint[]) AS k(account_id, transaction_id)
+             ON m.account_id = k.account_id AND k.transaction_id = ANY(m.candidates)
+          WHERE m.state = 'ambiguous'",
+    )
+    .bind(accounts)
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
 /// The transactions these pieces of evidence were matched to before this batch (so a
 /// transaction that loses its evidence is judged again).
 pub async fn previous_matches(
