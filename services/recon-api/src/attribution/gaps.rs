@@ -52,6 +52,14 @@ pub async fn list(
         Ok(query) => query,
         Err(bad) => return Ok(bad.response()),
     };
+    // An account outside the key's scope is answered as the report answers it: 404,
+    // the same as an account that does not exist, not an empty page.
+    if let Some(account) = &query.filter.account
+        && !caller.scope.allows(account)
+    {
+        return Ok(HttpResponse::NotFound()
+            .json(json!({"error": "not_found", "message": "no such account"})));
+    }
     let page = gaps::list(
         &state.pool,
         &scope_of(&caller),

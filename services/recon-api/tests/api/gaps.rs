@@ -73,8 +73,9 @@ async fn a_partner_pages_through_only_its_own_gaps_and_a_gap_added_meanwhile_is_
     // Exactly the rest: no further page is promised.
     assert_eq!(second["nextCursor"], Value::Null, "{second}");
 
-    // Asking for another account's gaps by name shows nothing, as for no account.
-    let (_, other) = json_of(
+    // Asking for another account's gaps by name is a 404, as for an account that
+    // does not exist: the answer says nothing of the other partner.
+    let (status, other) = json_of(
         api.get(
             &format!("/v1/attribution/gaps?account={OTHER_ACCOUNT}"),
             Some(&partner),
@@ -82,7 +83,16 @@ async fn a_partner_pages_through_only_its_own_gaps_and_a_gap_added_meanwhile_is_
         .await,
     )
     .await;
-    assert_eq!(ids(&other), Vec::<i64>::new());
+    assert_eq!(status, 404, "{other}");
+    let (status, missing) = json_of(
+        api.get(
+            "/v1/attribution/gaps?account=no-such-account",
+            Some(&partner),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, &missing), (404, &other));
 
     // An unscoped key sees every gap, the unregistered account's too; a finance key
     // scoped to both accounts does not see the unregistered one.
