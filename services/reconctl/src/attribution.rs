@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use recon_attribution::{Clock, CloseCalendar, GapClass, GapStatus, Month};
+use recon_store::attribution::backfill;
 use recon_store::attribution::documents::{self, Format};
 use recon_store::attribution::gaps::{self, ActionError, GapFilter, Note, Scope};
 
@@ -95,6 +96,14 @@ pub enum AttributionCommand {
         /// Why (required, at most 2,000 characters).
         #[arg(long)]
         note: String,
+    },
+    /// Mark dirty every stored ledger transaction and every piece of evidence of
+    /// `--from-month` and later months that are not frozen, so the engine judges rows
+    /// stored before attribution was installed (docs/attribution.md, upgrading).
+    Backfill {
+        /// YYYY-MM, in the close time zone (default: the month now is in).
+        #[arg(long, value_parser = month)]
+        from_month: Option<Month>,
     },
     /// Gaps by class, money and share at risk, and the time to the close.
     Summary {
@@ -183,6 +192,19 @@ pub async fn run(database_url: &str, args: AttributionArgs) -> anyhow::Result<()
         }
         AttributionCommand::Resolve { gap, note } => {
             act(&pool, gap, &note, &clock, true).await?;
+        }
+        AttributionCommand::Backfill { from_month } => {
+            let from = from_month.unwrap_or_else(|| calendar.month_of(clock.now()));
+            let done = backfill::mark_from(&pool, calendar, from, backfill::BATCH).await?;
+            println!(
+                "marked {} ledger transactions and {} evidence of {from} and later for the attribution engine{}",
+                done.transactions,
+                done.evidence,
+                match done.frozen_months_skipped {
+                    0 => String::new(),
+                    n => format!(" ({n} frozen months skipped)"),
+                }
+            );
         }
         AttributionCommand::Summary { month } => {
             let now = clock.now();
