@@ -275,3 +275,118 @@ async fn webhooks_are_signed_retried_with_backoff_dead_after_the_last_attempt_an
     broker.close().await;
     db.drop_now().await;
 }
+
+/// A subscriber that takes `delay` to answer each POST (204) and counts the
+/// `webhook-id`s it got: a plain TCP server, one request per connection.
+async fn slow_subscriber(delay: Duration) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0_u8; 4096];
+                // Headers, then as many body bytes as content-length says.
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            let id = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("webhook-id:")
+                                        .map(|v| v.trim().to_string())
+                                })
+                                .unwrap_or_default();
+                            log.lock().unwrap().push(id);
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_gets_each_alert_once_with_two_replicas_delivering() {
+    let db = TestDatabase::create().await;
+    let pool = &db.pool;
+    let (port, seen) = slow_subscriber(Duration::from_millis(700)).await;
+    let master = MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
+    let store = AlertWebhooks::new(pool.clone(), Arc::new(SecretCipher::new(master, vec![])));
+    let url = format!("http://127.0.0.1:{port}/hooks/slow");
+    store
+        .add("slow", &url, &SecretString::from(SECRET), &[])
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for account in ["a", "b", "c", "d", "e", "f"] {
+        let id = escalation(pool, account, 86_400, now).await;
+        let mut tx = pool.begin().await.unwrap();
+        recon_store::attribution::alert_webhooks::enqueue(&mut tx, id, Some(account), now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(id.to_string());
+    }
+
+    // Each attempt may take 1 s; six answers of 0.7 s one after the other outlast the
+    // 3 s lease, so a second replica, looking 3.5 s later, must still find nothing
+    // that the first has not already delivered or is delivering.
+    let policy = RetryPolicy {
+        timeout: Duration::from_secs(1),
+        ..RetryPolicy::default()
+    };
+    let http = webhooks::client(&policy);
+    let first = {
+        let (store, http) = (store.clone(), http.clone());
+        tokio::spawn(async move {
+            webhooks::deliver_due(&store, &http, &policy, Utc::now())
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let second = webhooks::deliver_due(&store, &http, &policy, Utc::now())
+        .await
+        .unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(first.0 + second.0, 6, "{first:?} {second:?}");
+    let mut got = seen.lock().unwrap().clone();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids, "every alert POSTed exactly once");
+    assert_eq!(
+        statuses(pool).await.iter().filter(|s| s.1 == "delivered").count(),
+        6
+    );
+    db.drop_now().await;
+}

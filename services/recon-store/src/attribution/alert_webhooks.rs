@@ -116,6 +116,11 @@ pub struct DueDelivery {
     pub attempts: i32,
     /// The alert's protobuf payload.
     pub payload: Vec<u8>,
+    /// The claim's lease, as stored: [`AlertWebhooks::delivered`] and
+    /// [`AlertWebhooks::failed`] change the delivery only while it is still this
+    /// claim's (a claim that outlived its lease was taken by another replica, whose
+    /// outcome counts).
+    pub lease_until: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for DueDelivery {
@@ -283,7 +288,7 @@ impl AlertWebhooks {
               WHERE d.alert_id = due.alert_id AND d.webhook_id = due.webhook_id
                 AND w.id = d.webhook_id AND a.id = d.alert_id
              RETURNING d.alert_id, d.webhook_id, d.attempts, w.name, w.url,
-                       w.secret_encrypted, a.payload",
+                       w.secret_encrypted, a.payload, d.next_attempt_at",
         )
         .bind(now)
         .bind(until)
@@ -306,6 +311,7 @@ impl AlertWebhooks {
                     secret,
                     attempts: row.get("attempts"),
                     payload: row.get("payload"),
+                    lease_until: row.get("next_attempt_at"),
                 }),
                 Err(error) => {
                     tracing::error!(webhook = %name, %error, "cannot decrypt an alert webhook's secret; its deliveries wait")
@@ -315,49 +321,53 @@ impl AlertWebhooks {
         Ok(due)
     }
 
-    /// The subscriber answered 2xx.
+    /// The subscriber answered 2xx. False when the claim had been lost (its lease ran
+    /// out and another replica claimed the delivery): nothing is changed.
     pub async fn delivered(
         &self,
-        alert_id: i64,
-        webhook_id: i64,
+        claim: &DueDelivery,
         now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
             "UPDATE alert_webhook_deliveries
                 SET status = 'delivered', attempts = attempts + 1, delivered_at = $3,
                     last_error = NULL
-              WHERE alert_id = $1 AND webhook_id = $2 AND status = 'pending'",
+              WHERE alert_id = $1 AND webhook_id = $2 AND status = 'pending'
+                AND next_attempt_at = $4",
         )
-        .bind(alert_id)
-        .bind(webhook_id)
+        .bind(claim.alert_id)
+        .bind(claim.webhook_id)
         .bind(now)
+        .bind(claim.lease_until)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    /// The attempt failed: try again at `retry_at`, or give up (`None`: dead).
+    /// The attempt failed: try again at `retry_at`, or give up (`None`: dead). False
+    /// when the claim had been lost, as for [`AlertWebhooks::delivered`].
     pub async fn failed(
         &self,
-        alert_id: i64,
-        webhook_id: i64,
+        claim: &DueDelivery,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
             "UPDATE alert_webhook_deliveries
                 SET attempts = attempts + 1, last_error = left($3, 500),
                     status = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END,
                     next_attempt_at = COALESCE($4, next_attempt_at)
-              WHERE alert_id = $1 AND webhook_id = $2 AND status = 'pending'",
+              WHERE alert_id = $1 AND webhook_id = $2 AND status = 'pending'
+                AND next_attempt_at = $5",
         )
-        .bind(alert_id)
-        .bind(webhook_id)
+        .bind(claim.alert_id)
+        .bind(claim.webhook_id)
         .bind(error)
         .bind(retry_at)
+        .bind(claim.lease_until)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use prost::Message;
 use recon_queue::envelope::alert::{AttributionAlert, Detail};
@@ -166,24 +167,38 @@ pub fn client(policy: &RetryPolicy) -> reqwest::Client {
         .expect("a client without custom TLS always builds")
 }
 
-/// One round: claims due deliveries and attempts each. Returns (delivered, failed).
+/// Deliveries claimed, and attempted at once, per round.
+pub const CLAIM: usize = 50;
+
+/// One round: claims due deliveries and attempts them all concurrently, so the round
+/// ends within one attempt's timeout, well inside the claims' lease (three timeouts).
+/// Attempted one after the other, a slow subscriber made the later claims outlive
+/// their lease: another replica then claimed them too and the subscriber got the
+/// alert twice. Returns (delivered, failed).
 pub async fn deliver_due(
     store: &AlertWebhooks,
     http: &reqwest::Client,
     policy: &RetryPolicy,
     now: DateTime<Utc>,
 ) -> Result<(usize, usize), sqlx::Error> {
-    let due = store.claim_due(now, policy.lease(), 50).await?;
+    let due = store.claim_due(now, policy.lease(), CLAIM as i64).await?;
+    let outcomes: Vec<(DueDelivery, Result<(), String>)> = futures::stream::iter(due)
+        .map(|delivery| async move {
+            let outcome = attempt(http, &delivery, now).await;
+            (delivery, outcome)
+        })
+        .buffer_unordered(CLAIM)
+        .collect()
+        .await;
     let mut counts = (0, 0);
-    for delivery in due {
-        match attempt(http, &delivery, now).await {
+    for (delivery, outcome) in outcomes {
+        let kept = match outcome {
             Ok(()) => {
-                store
-                    .delivered(delivery.alert_id, delivery.webhook_id, now)
-                    .await?;
                 counts.0 += 1;
+                store.delivered(&delivery, now).await?
             }
             Err(error) => {
+                counts.1 += 1;
                 let attempt = delivery.attempts + 1;
                 let retry_at = policy
                     .after_failure(attempt)
@@ -193,11 +208,11 @@ pub async fn deliver_due(
                 } else {
                     tracing::info!(webhook = %delivery.webhook_name, alert_id = delivery.alert_id, %error, attempt, "alert webhook delivery failed; retrying later");
                 }
-                store
-                    .failed(delivery.alert_id, delivery.webhook_id, &error, retry_at)
-                    .await?;
-                counts.1 += 1;
+                store.failed(&delivery, &error, retry_at).await?
             }
+        };
+        if !kept {
+            tracing::warn!(webhook = %delivery.webhook_name, alert_id = delivery.alert_id, "an alert webhook attempt outlived its lease; another replica's claim decides the delivery");
         }
     }
     Ok(counts)
