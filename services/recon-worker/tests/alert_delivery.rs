@@ -390,3 +390,77 @@ async fn a_slow_subscriber_gets_each_alert_once_with_two_replicas_delivering() {
     );
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn webhooks_are_never_sent_to_internal_addresses() {
+    let db = TestDatabase::create().await;
+    let pool = &db.pool;
+    let master = MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
+    let store = AlertWebhooks::new(pool.clone(), Arc::new(SecretCipher::new(master, vec![])));
+    // A listener on loopback that counts connections: none may arrive.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    // `vm` is this machine's name: it resolves to 127.0.0.1 (/etc/hosts), as a
+    // subscriber's name re-pointed inside the network would.
+    let named = format!("https://vm:{port}/hook");
+    assert!(
+        tokio::net::lookup_host(("vm", 0))
+            .await
+            .map(|mut a| a.all(|a| a.ip().is_loopback()))
+            .unwrap_or(false),
+        "this test needs `vm` to resolve to loopback"
+    );
+    store
+        .add("named", &named, &SecretString::from(SECRET), &[])
+        .await
+        .unwrap();
+    // The cloud metadata address is refused when registered.
+    let refused = store
+        .add(
+            "metadata",
+            "https://169.254.169.254/latest/meta-data/",
+            &SecretString::from(SECRET),
+            &[],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("not a public address"), "{refused}");
+
+    let now = Utc::now();
+    let id = escalation(pool, "acct-a", 86_400, now).await;
+    let mut tx = pool.begin().await.unwrap();
+    recon_store::attribution::alert_webhooks::enqueue(&mut tx, id, Some("acct-a"), now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let policy = RetryPolicy {
+        timeout: Duration::from_secs(2),
+        ..RetryPolicy::default()
+    };
+    let http = webhooks::client(&policy);
+    assert_eq!(
+        webhooks::deliver_due(&store, &http, &policy, now)
+            .await
+            .unwrap(),
+        (0, 1)
+    );
+    let error: String = sqlx::query_scalar("SELECT last_error FROM alert_webhook_deliveries")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(
+        error.contains("vm resolves to 127.0.0.1, not a public address"),
+        "{error}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    db.drop_now().await;
+}

@@ -20,7 +20,9 @@ use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use prost::Message;
 use recon_queue::envelope::alert::{AttributionAlert, Detail};
-use recon_store::attribution::alert_webhooks::{AlertWebhooks, DueDelivery, secret_key};
+use recon_store::attribution::alert_webhooks::{
+    AlertWebhooks, DueDelivery, check_url, is_public, secret_key,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -157,14 +159,65 @@ pub fn alert_json(alert: &AttributionAlert) -> Value {
     body
 }
 
-/// An HTTP client for deliveries: no redirects, a timeout per attempt.
+/// An HTTP client for deliveries: no redirects, a timeout per attempt, and names
+/// resolved only to public addresses ([`PublicOnly`]).
 pub fn client(policy: &RetryPolicy) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(policy.timeout)
+        .dns_resolver(std::sync::Arc::new(PublicOnly))
         .user_agent("helcim-recon alert webhooks")
         .build()
         .expect("a client without custom TLS always builds")
+}
+
+/// Resolves a webhook's host name and refuses it when any address it gives is not
+/// public (`alert_webhooks::is_public`): a subscriber's name re-pointed at an
+/// internal service (or at 169.254.169.254) must not make the worker POST there. The
+/// check is in the resolver, so the addresses checked are the ones connected to (no
+/// window for DNS rebinding between a check and the connection). `localhost` may
+/// resolve to loopback only (a relay beside the worker). IP addresses in URLs never
+/// reach a resolver; [`attempt`] checks them with `check_url`.
+#[derive(Debug, Clone, Copy)]
+pub struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addresses: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let localhost = host.eq_ignore_ascii_case("localhost");
+            if let Some(bad) = addresses.iter().find(|a| {
+                let ip = a.ip();
+                !(is_public(ip) || (localhost && ip.is_loopback()))
+            }) {
+                return Err(format!(
+                    "{host} resolves to {}, not a public address: alert webhooks are not sent inside the network",
+                    bad.ip()
+                )
+                .into());
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An error and its causes, without the URL (whose query may hold a subscriber's
+/// token).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Deliveries claimed, and attempted at once, per round.
@@ -230,6 +283,9 @@ async fn attempt(
     alert.alert_id = delivery.alert_id as u64;
     let body = serde_json::to_vec(&alert_json(&alert)).unwrap_or_default();
     let key = secret_key(&delivery.secret)?;
+    // A URL stored before the address rules (or by hand) is checked again: an IP
+    // address in it never goes through the resolver.
+    check_url(&delivery.url)?;
     let id = delivery.alert_id.to_string();
     let timestamp = now.timestamp();
     let response = http
@@ -241,7 +297,7 @@ async fn attempt(
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("no answer: {}", e.without_url()))?;
+        .map_err(|e| format!("no answer: {}", describe(e)))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
