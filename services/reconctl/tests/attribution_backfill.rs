@@ -215,3 +215,30 @@ async fn batches_walk_every_row_once() {
     assert_eq!(marks.iter().filter(|m| m.1.is_some()).count(), 2);
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_shifted_clock_is_announced_on_standard_error() {
+    let db = TestDatabase::create().await;
+    let file = std::env::temp_dir().join(format!("recon-clock-ctl-{}", std::process::id()));
+    std::fs::write(&file, "86400").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_reconctl"))
+        .args(["attribution", "summary"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "error")
+        .env_remove("RECON_CLOSE_TIMEZONE")
+        .env("RECON_CLOCK_OFFSET_FILE", &file)
+        .output()
+        .expect("reconctl runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("RECON_CLOCK_OFFSET_FILE is set")
+            && stderr.contains("86400 s ahead"),
+        "{stderr}"
+    );
+    // Not set: nothing said.
+    let (ok, text) = reconctl(&db, &["attribution", "summary"]);
+    assert!(ok && !text.contains("RECON_CLOCK_OFFSET_FILE"), "{text}");
+    let _ = std::fs::remove_file(&file);
+    db.drop_now().await;
+}
