@@ -16,7 +16,7 @@ use recon_queue::{Broker, BrokerConfig, Topology};
 use recon_store::attribution::alert_webhooks::AlertWebhooks;
 use recon_store::testing::TestDatabase;
 use recon_store::{MasterKey, SecretCipher};
-use recon_worker::attribution::publish::{insert_alert, publish_pending};
+use recon_worker::attribution::publish::{Published, insert_alert, publish_pending};
 use recon_worker::attribution::webhooks::{self, RetryPolicy};
 use secrecy::SecretString;
 use sqlx::PgPool;
@@ -100,8 +100,20 @@ async fn alerts_wait_out_a_broker_outage_then_are_published_once_with_their_id()
         )
         .await
         .unwrap();
-    assert_eq!(publish_pending(&db.pool, &broker, now).await.unwrap(), 2);
-    assert_eq!(publish_pending(&db.pool, &broker, now).await.unwrap(), 0);
+    assert_eq!(
+        publish_pending(&db.pool, &broker, now).await.unwrap(),
+        Published {
+            published: 2,
+            unroutable: 0
+        }
+    );
+    assert_eq!(
+        publish_pending(&db.pool, &broker, now)
+            .await
+            .unwrap()
+            .published,
+        0
+    );
     let mut consumer = channel
         .basic_consume(
             queue.name().as_str().into(),
@@ -178,7 +190,15 @@ async fn webhooks_are_signed_retried_with_backoff_dead_after_the_last_attempt_an
     let topology = Topology::new(format!("test-{}", tag()))
         .with_alerts_exchange(format!("test.alerts.{}", tag()));
     let broker = Broker::new(BrokerConfig::new(AMQP_URL, topology.clone(), "t"));
-    assert_eq!(publish_pending(pool, &broker, t0).await.unwrap(), 1);
+    // Nobody bound to the exchange: returned by RabbitMQ, yet marked published (the
+    // webhooks still go) and counted.
+    assert_eq!(
+        publish_pending(pool, &broker, t0).await.unwrap(),
+        Published {
+            published: 1,
+            unroutable: 1
+        }
+    );
     assert_eq!(
         statuses(pool).await,
         vec![
@@ -186,6 +206,16 @@ async fn webhooks_are_signed_retried_with_backoff_dead_after_the_last_attempt_an
             ("flaky".into(), "pending".into(), 0)
         ]
     );
+    // Published again (`reconctl alerts republish`): no second delivery per webhook.
+    sqlx::query("UPDATE attribution_alerts SET published_at = NULL")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        publish_pending(pool, &broker, t0).await.unwrap().published,
+        1
+    );
+    assert_eq!(statuses(pool).await.len(), 2);
 
     let policy = RetryPolicy {
         max_attempts: 3,
