@@ -415,7 +415,11 @@ async fn a_slow_subscriber_gets_each_alert_once_with_two_replicas_delivering() {
     ids.sort();
     assert_eq!(got, ids, "every alert POSTed exactly once");
     assert_eq!(
-        statuses(pool).await.iter().filter(|s| s.1 == "delivered").count(),
+        statuses(pool)
+            .await
+            .iter()
+            .filter(|s| s.1 == "delivered")
+            .count(),
         6
     );
     db.drop_now().await;

@@ -42,7 +42,10 @@ fn kind(text: &str) -> Result<String, String> {
     if KINDS.contains(&text) {
         Ok(text.to_string())
     } else {
-        Err(format!("unknown alert kind {text:?}; valid: {}", KINDS.join(", ")))
+        Err(format!(
+            "unknown alert kind {text:?}; valid: {}",
+            KINDS.join(", ")
+        ))
     }
 }
 

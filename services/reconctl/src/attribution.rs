@@ -136,7 +136,8 @@ pub async fn run(database_url: &str, args: AttributionArgs) -> anyhow::Result<()
         Some(path) => {
             let clock = Clock::with_offset_file(path);
             // Loud, on standard error: gap actions and "now" of the report follow it.
-            let ahead = ((clock.now() - chrono::Utc::now()).num_milliseconds() + 500).div_euclid(1000);
+            let ahead =
+                ((clock.now() - chrono::Utc::now()).num_milliseconds() + 500).div_euclid(1000);
             eprintln!(
                 "warning: RECON_CLOCK_OFFSET_FILE is set ({}): this command's clock is {ahead} s ahead of the system's (tests and drills only; unset it in production)",
                 path.display()

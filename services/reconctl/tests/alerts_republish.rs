@@ -48,14 +48,29 @@ async fn alerts_since_an_instant_are_published_again() {
     let db = TestDatabase::create().await;
     alert(&db, "gap_opened:1", "gap_opened", "2026-11-20T10:00:00Z").await;
     alert(&db, "gap_opened:2", "gap_opened", "2026-11-22T10:00:00Z").await;
-    alert(&db, "escalation:a:2026-11:86400", "escalation", "2026-11-22T11:00:00Z").await;
+    alert(
+        &db,
+        "escalation:a:2026-11:86400",
+        "escalation",
+        "2026-11-22T11:00:00Z",
+    )
+    .await;
 
     let (ok, text) = reconctl(
         &db,
-        &["republish", "--since", "2026-11-21T00:00:00Z", "--kind", "escalation"],
+        &[
+            "republish",
+            "--since",
+            "2026-11-21T00:00:00Z",
+            "--kind",
+            "escalation",
+        ],
     );
     assert!(ok, "{text}");
-    assert!(text.contains("1 alerts created since 2026-11-21T00:00:00Z"), "{text}");
+    assert!(
+        text.contains("1 alerts created since 2026-11-21T00:00:00Z"),
+        "{text}"
+    );
     assert_eq!(unpublished(&db).await, vec!["escalation:a:2026-11:86400"]);
 
     let (ok, text) = reconctl(&db, &["republish", "--since", "2026-11-21T00:00:00Z"]);
@@ -69,7 +84,13 @@ async fn alerts_since_an_instant_are_published_again() {
     assert!(!ok && text.contains("RFC 3339"), "{text}");
     let (ok, text) = reconctl(
         &db,
-        &["republish", "--since", "2026-11-21T00:00:00Z", "--kind", "gaps"],
+        &[
+            "republish",
+            "--since",
+            "2026-11-21T00:00:00Z",
+            "--kind",
+            "gaps",
+        ],
     );
     assert!(!ok && text.contains("gap_opened, gap_resolved"), "{text}");
     db.drop_now().await;

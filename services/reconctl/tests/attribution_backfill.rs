@@ -121,7 +121,10 @@ async fn rows_stored_before_the_triggers_are_marked_and_then_judged() {
         clock: Clock::system(),
     };
     engine::process_once(pool, &engine).await.unwrap();
-    assert!(verdicts(pool).await.is_empty(), "nothing marked, nothing judged");
+    assert!(
+        verdicts(pool).await.is_empty(),
+        "nothing marked, nothing judged"
+    );
 
     // Default: the current month only.
     let (ok, text) = reconctl(&db, &["attribution", "backfill"]);
@@ -197,9 +200,10 @@ async fn batches_walk_every_row_once() {
         .execute(pool)
         .await
         .unwrap();
-    let done = recon_store::attribution::backfill::mark_from(pool, calendar, calendar.month_of(now), 1)
-        .await
-        .unwrap();
+    let done =
+        recon_store::attribution::backfill::mark_from(pool, calendar, calendar.month_of(now), 1)
+            .await
+            .unwrap();
     assert_eq!((done.transactions, done.evidence), (3, 2));
     let marks: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT transaction_id, evidence_id FROM attribution_dirty ORDER BY transaction_id, evidence_id",
@@ -232,8 +236,7 @@ async fn a_shifted_clock_is_announced_on_standard_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(
-        stderr.contains("RECON_CLOCK_OFFSET_FILE is set")
-            && stderr.contains("86400 s ahead"),
+        stderr.contains("RECON_CLOCK_OFFSET_FILE is set") && stderr.contains("86400 s ahead"),
         "{stderr}"
     );
     // Not set: nothing said.

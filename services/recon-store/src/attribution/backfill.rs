@@ -36,11 +36,12 @@ pub async fn mark_from(
 ) -> Result<Backfilled, sqlx::Error> {
     let batch = batch.max(1);
     let since = calendar.start_of(from);
-    let frozen: Vec<chrono::NaiveDate> =
-        sqlx::query_scalar("SELECT month FROM attribution_reports WHERE month >= $1 ORDER BY month")
-            .bind(from.first_day())
-            .fetch_all(pool)
-            .await?;
+    let frozen: Vec<chrono::NaiveDate> = sqlx::query_scalar(
+        "SELECT month FROM attribution_reports WHERE month >= $1 ORDER BY month",
+    )
+    .bind(from.first_day())
+    .fetch_all(pool)
+    .await?;
     let (starts, ends): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = frozen
         .iter()
         .map(|day| calendar.bounds(Month::of_date(*day)))

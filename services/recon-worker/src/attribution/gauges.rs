@@ -104,7 +104,12 @@ impl Gauges {
         .await?;
         let sums: Vec<(String, i64)> = money
             .iter()
-            .map(|row| (row.get::<String, _>("currency"), row.get::<i64, _>("amount")))
+            .map(|row| {
+                (
+                    row.get::<String, _>("currency"),
+                    row.get::<i64, _>("amount"),
+                )
+            })
             .collect();
         let mut seen = self.currencies.lock().expect("lock poisoned");
         let mut now_seen = BTreeSet::new();
@@ -167,6 +172,6 @@ mod tests {
         assert_eq!(labels.len(), MAX_CURRENCIES + 1);
         assert_eq!(labels["other"], 1000 - MAX_CURRENCIES as i64);
         assert_eq!(labels.values().sum::<i64>(), 1000);
-        assert!(currency_labels(&[("CAD".into(), 1)]).get("other").is_none());
+        assert!(!currency_labels(&[("CAD".into(), 1)]).contains_key("other"));
     }
 }

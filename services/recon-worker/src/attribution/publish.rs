@@ -13,9 +13,9 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use prost::Message;
 use recon_attribution::Month;
-use recon_queue::{Broker, PublishError};
 use recon_queue::envelope::ALERT_CONTENT_TYPE;
 use recon_queue::envelope::alert::{AttributionAlert, Detail};
+use recon_queue::{Broker, PublishError};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 /// The `schema_version` of the alerts this build writes.
