@@ -441,15 +441,24 @@ async fn webhooks_are_never_sent_to_internal_addresses() {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
-    // `vm` is this machine's name: it resolves to 127.0.0.1 (/etc/hosts), as a
-    // subscriber's name re-pointed inside the network would.
-    let named = format!("https://vm:{port}/hook");
+    // This machine's own name resolves to loopback or to its private address
+    // (/etc/hosts, or the cluster's DNS): an internal address, as a subscriber's name
+    // re-pointed inside the network would.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let named = format!("https://{host}:{port}/hook");
+    let resolved: Vec<std::net::IpAddr> = tokio::net::lookup_host((host.as_str(), 0))
+        .await
+        .unwrap()
+        .map(|a| a.ip())
+        .collect();
     assert!(
-        tokio::net::lookup_host(("vm", 0))
-            .await
-            .map(|mut a| a.all(|a| a.ip().is_loopback()))
-            .unwrap_or(false),
-        "this test needs `vm` to resolve to loopback"
+        resolved
+            .iter()
+            .all(|ip| !recon_store::attribution::alert_webhooks::is_public(*ip)),
+        "this test needs the machine's name ({host}) to resolve to internal addresses: {resolved:?}"
     );
     store
         .add("named", &named, &SecretString::from(SECRET), &[])
@@ -491,7 +500,7 @@ async fn webhooks_are_never_sent_to_internal_addresses() {
         .await
         .unwrap();
     assert!(
-        error.contains("vm resolves to 127.0.0.1, not a public address"),
+        error.contains(&format!("{host} resolves to")) && error.contains("not a public address"),
         "{error}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
