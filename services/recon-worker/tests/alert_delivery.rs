@@ -507,3 +507,62 @@ async fn webhooks_are_never_sent_to_internal_addresses() {
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_secret_this_worker_cannot_decrypt_fails_its_attempts_and_dies_instead_of_waiting_forever()
+ {
+    let db = TestDatabase::create().await;
+    let pool = &db.pool;
+    let key = |_: ()| MasterKey::from_base64(&MasterKey::generate(), "TEST").unwrap();
+    let added_with = AlertWebhooks::new(pool.clone(), Arc::new(SecretCipher::new(key(()), vec![])));
+    added_with
+        .add(
+            "elsewhere",
+            "http://127.0.0.1:1/hook",
+            &SecretString::from(SECRET),
+            &[],
+        )
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let id = escalation(pool, "acct-a", 86_400, now).await;
+    let mut tx = pool.begin().await.unwrap();
+    recon_store::attribution::alert_webhooks::enqueue(&mut tx, id, Some("acct-a"), now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // A worker given another key (a rotation gone wrong).
+    let worker = AlertWebhooks::new(pool.clone(), Arc::new(SecretCipher::new(key(()), vec![])));
+    let policy = RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    };
+    let http = webhooks::client(&policy);
+    assert_eq!(
+        webhooks::deliver_due(&worker, &http, &policy, now)
+            .await
+            .unwrap(),
+        (0, 1)
+    );
+    let (status, attempts, error): (String, i32, String) =
+        sqlx::query_as("SELECT status, attempts, last_error FROM alert_webhook_deliveries")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("pending", 1));
+    assert!(error.contains("cannot decrypt"), "{error}");
+    assert!(!error.contains("whsec_"), "{error}");
+    let later = now + chrono::Duration::seconds(10);
+    assert_eq!(
+        webhooks::deliver_due(&worker, &http, &policy, later)
+            .await
+            .unwrap(),
+        (0, 1)
+    );
+    assert_eq!(
+        statuses(pool).await,
+        vec![("elsewhere".into(), "dead".into(), 2)]
+    );
+    db.drop_now().await;
+}

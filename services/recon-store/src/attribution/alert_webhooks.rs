@@ -173,7 +173,12 @@ pub struct DueDelivery {
     pub webhook_id: i64,
     pub webhook_name: String,
     pub url: String,
-    pub secret: SecretString,
+    /// The decrypted secret, or why it could not be decrypted (no key for it in this
+    /// process): the attempt then fails with that reason, so the delivery is retried
+    /// with backoff and dies like any other failure (visible in `reconctl alerts
+    /// webhooks list`, replayed once the key is fixed) instead of being re-leased
+    /// forever.
+    pub secret: Result<SecretString, String>,
     /// Attempts made before this one.
     pub attempts: i32,
     /// The alert's protobuf payload.
@@ -330,8 +335,7 @@ impl AlertWebhooks {
     }
 
     /// Claims up to `limit` deliveries due at `now`, leasing them for `lease` (another
-    /// replica will not take them before), with their secrets decrypted. A delivery
-    /// whose secret cannot be decrypted (no key here) is left for `lease` and logged.
+    /// replica will not take them before), with their secrets decrypted (or why not).
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -361,24 +365,25 @@ impl AlertWebhooks {
         for row in rows {
             let name: String = row.get("name");
             let blob: Vec<u8> = row.get("secret_encrypted");
-            match self
+            let secret = self
                 .cipher
                 .decrypt(Purpose::AlertWebhook, &blob, &context(&name))
-            {
-                Ok(secret) => due.push(DueDelivery {
-                    alert_id: row.get("alert_id"),
-                    webhook_id: row.get("webhook_id"),
-                    webhook_name: name,
-                    url: row.get("url"),
-                    secret,
-                    attempts: row.get("attempts"),
-                    payload: row.get("payload"),
-                    lease_until: row.get("next_attempt_at"),
-                }),
-                Err(error) => {
-                    tracing::error!(webhook = %name, %error, "cannot decrypt an alert webhook's secret; its deliveries wait")
-                }
-            }
+                .map_err(|error| {
+                    tracing::error!(webhook = %name, %error, "cannot decrypt an alert webhook's secret; the attempt fails");
+                    format!(
+                        "cannot decrypt the webhook's secret with this worker's keys (RECON_ALERT_WEBHOOK_KEY or RECON_MASTER_KEY): {error}"
+                    )
+                });
+            due.push(DueDelivery {
+                alert_id: row.get("alert_id"),
+                webhook_id: row.get("webhook_id"),
+                webhook_name: name,
+                url: row.get("url"),
+                secret,
+                attempts: row.get("attempts"),
+                payload: row.get("payload"),
+                lease_until: row.get("next_attempt_at"),
+            });
         }
         Ok(due)
     }

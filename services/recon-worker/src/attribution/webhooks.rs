@@ -282,7 +282,8 @@ async fn attempt(
     let mut alert = alert;
     alert.alert_id = delivery.alert_id as u64;
     let body = serde_json::to_vec(&alert_json(&alert)).unwrap_or_default();
-    let key = secret_key(&delivery.secret)?;
+    let secret = delivery.secret.as_ref().map_err(Clone::clone)?;
+    let key = secret_key(secret)?;
     // A URL stored before the address rules (or by hand) is checked again: an IP
     // address in it never goes through the resolver.
     check_url(&delivery.url)?;
