@@ -505,6 +505,29 @@ async fn webhooks_are_never_sent_to_internal_addresses() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // A URL stored by hand, to a private address, with a token in its query: refused
+    // before any connection, and the reason (in the database and the log) names the
+    // address, never the URL.
+    sqlx::query("UPDATE alert_webhooks SET url = 'https://10.0.0.7/hook?token=s3cr3t'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let later = now + chrono::Duration::seconds(10);
+    assert_eq!(
+        webhooks::deliver_due(&store, &http, &policy, later)
+            .await
+            .unwrap(),
+        (0, 1)
+    );
+    let error: String = sqlx::query_scalar("SELECT last_error FROM alert_webhook_deliveries")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(
+        error.contains("10.0.0.7 is not a public address") && !error.contains("s3cr3t"),
+        "{error}"
+    );
     db.drop_now().await;
 }
 

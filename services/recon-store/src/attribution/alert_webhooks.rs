@@ -48,9 +48,17 @@ pub fn check_url(text: &str) -> Result<url::Url, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("the webhook URL must not hold credentials: the signature authenticates us, the subscriber's TLS certificate them".into());
     }
-    let host = url
-        .host()
-        .ok_or_else(|| format!("webhook URL {text:?} has no host"))?;
+    refusal(&url).map_or(Ok(url), |why| Err(format!("webhook URL {text:?}: {why}")))
+}
+
+/// Why a parsed webhook URL is refused, without repeating the URL (its path or query
+/// may hold the subscriber's token, and this reason is logged and stored as a
+/// delivery's `last_error`); `None` when it is allowed. Credentials are
+/// [`check_url`]'s business.
+pub fn refusal(url: &url::Url) -> Option<String> {
+    let Some(host) = url.host() else {
+        return Some("it has no host".into());
+    };
     let loopback = match host {
         url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(ip) => ip.is_loopback(),
@@ -65,18 +73,16 @@ pub fn check_url(text: &str) -> Result<url::Url, String> {
         && !loopback
         && !is_public(ip)
     {
-        return Err(format!(
-            "webhook URL {text:?}: {ip} is not a public address (private, link-local, reserved or multicast); alert webhooks go to public addresses, or loopback for a local relay"
+        return Some(format!(
+            "{ip} is not a public address (private, link-local, reserved or multicast); alert webhooks go to public addresses, or loopback for a local relay"
         ));
     }
     match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        "http" => Err(format!(
-            "webhook URL {text:?}: http is allowed to loopback addresses only; use https"
-        )),
-        other => Err(format!(
-            "webhook URL {text:?}: the scheme must be https (or http to loopback), not {other}"
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some("http is allowed to loopback addresses only; use https".into()),
+        other => Some(format!(
+            "the scheme must be https (or http to loopback), not {other}"
         )),
     }
 }

@@ -21,7 +21,7 @@ use hmac::{Hmac, Mac};
 use prost::Message;
 use recon_queue::envelope::alert::{AttributionAlert, Detail};
 use recon_store::attribution::alert_webhooks::{
-    AlertWebhooks, DueDelivery, check_url, is_public, secret_key,
+    AlertWebhooks, DueDelivery, is_public, refusal, secret_key,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -177,7 +177,7 @@ pub fn client(policy: &RetryPolicy) -> reqwest::Client {
 /// check is in the resolver, so the addresses checked are the ones connected to (no
 /// window for DNS rebinding between a check and the connection). `localhost` may
 /// resolve to loopback only (a relay beside the worker). IP addresses in URLs never
-/// reach a resolver; [`attempt`] checks them with `check_url`.
+/// reach a resolver; [`attempt`] checks them with `refusal`.
 #[derive(Debug, Clone, Copy)]
 pub struct PublicOnly;
 
@@ -286,7 +286,11 @@ async fn attempt(
     let key = secret_key(secret)?;
     // A URL stored before the address rules (or by hand) is checked again: an IP
     // address in it never goes through the resolver.
-    check_url(&delivery.url)?;
+    let url = reqwest::Url::parse(&delivery.url)
+        .map_err(|e| format!("the webhook's stored URL does not parse: {e}"))?;
+    if let Some(why) = refusal(&url) {
+        return Err(format!("the webhook's URL is refused: {why}"));
+    }
     let id = delivery.alert_id.to_string();
     let timestamp = now.timestamp();
     let response = http
