@@ -5,6 +5,7 @@
 //! rules it follows live in the pure `recon-attribution` crate.
 
 pub mod alert_webhooks;
+pub mod backfill;
 pub mod documents;
 pub mod gaps;
 pub mod report;

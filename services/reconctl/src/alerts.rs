@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Subcommand;
 use recon_store::SecretCipher;
 use recon_store::attribution::alert_webhooks::{AlertWebhooks, WebhookError};
@@ -16,6 +16,37 @@ pub enum AlertsCommand {
     /// Alert webhooks: signed POSTs of every alert.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Publish alerts again on the alerts exchange (same alert ids: subscribers dedupe),
+    /// e.g. those published before a subscriber's queue was bound. Webhooks already
+    /// delivered are not sent again.
+    Republish {
+        /// Alerts created at or after this instant (RFC 3339, e.g. 2026-11-23T00:00:00Z).
+        #[arg(long, value_parser = instant)]
+        since: DateTime<Utc>,
+        /// Only this kind: gap_opened, gap_resolved, escalation or month_closed.
+        #[arg(long, value_parser = kind)]
+        kind: Option<String>,
+    },
+}
+
+fn instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 instant like 2026-11-23T00:00:00Z: {e}"))
+}
+
+const KINDS: [&str; 4] = ["gap_opened", "gap_resolved", "escalation", "month_closed"];
+
+fn kind(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if KINDS.contains(&text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "unknown alert kind {text:?}; valid: {}",
+            KINDS.join(", ")
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,8 +81,28 @@ pub enum WebhooksCommand {
 }
 
 pub async fn run(database_url: &str, command: AlertsCommand) -> anyhow::Result<()> {
-    let AlertsCommand::Webhooks(command) = command;
     let pool = recon_store::database::connect(database_url).await?;
+    let command = match command {
+        AlertsCommand::Webhooks(command) => command,
+        AlertsCommand::Republish { since, kind } => {
+            // The publisher (any worker) takes rows without `published_at` again.
+            let count = sqlx::query(
+                "UPDATE attribution_alerts SET published_at = NULL
+                  WHERE created_at >= $1 AND published_at IS NOT NULL
+                    AND ($2::text IS NULL OR kind = $2)",
+            )
+            .bind(since)
+            .bind(kind)
+            .execute(&pool)
+            .await?
+            .rows_affected();
+            println!(
+                "{count} alerts created since {} will be published again by the workers",
+                since.to_rfc3339_opts(SecondsFormat::Secs, true)
+            );
+            return Ok(());
+        }
+    };
     match command {
         WebhooksCommand::Add {
             name,

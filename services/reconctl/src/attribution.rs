@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use recon_attribution::{Clock, CloseCalendar, GapClass, GapStatus, Month};
+use recon_store::attribution::backfill;
 use recon_store::attribution::documents::{self, Format};
 use recon_store::attribution::gaps::{self, ActionError, GapFilter, Note, Scope};
 
@@ -96,6 +97,14 @@ pub enum AttributionCommand {
         #[arg(long)]
         note: String,
     },
+    /// Mark dirty every stored ledger transaction and every piece of evidence of
+    /// `--from-month` and later months that are not frozen, so the engine judges rows
+    /// stored before attribution was installed (docs/attribution.md, upgrading).
+    Backfill {
+        /// YYYY-MM, in the close time zone (default: the month now is in).
+        #[arg(long, value_parser = month)]
+        from_month: Option<Month>,
+    },
     /// Gaps by class, money and share at risk, and the time to the close.
     Summary {
         /// Default: the month now is in.
@@ -124,7 +133,17 @@ pub async fn run(database_url: &str, args: AttributionArgs) -> anyhow::Result<()
     let pool = recon_store::database::connect(database_url).await?;
     let calendar = args.close_timezone;
     let clock = match &args.clock_offset_file {
-        Some(path) => Clock::with_offset_file(path),
+        Some(path) => {
+            let clock = Clock::with_offset_file(path);
+            // Loud, on standard error: gap actions and "now" of the report follow it.
+            let ahead =
+                ((clock.now() - chrono::Utc::now()).num_milliseconds() + 500).div_euclid(1000);
+            eprintln!(
+                "warning: RECON_CLOCK_OFFSET_FILE is set ({}): this command's clock is {ahead} s ahead of the system's (tests and drills only; unset it in production)",
+                path.display()
+            );
+            clock
+        }
         None => Clock::system(),
     };
     match args.command {
@@ -183,6 +202,19 @@ pub async fn run(database_url: &str, args: AttributionArgs) -> anyhow::Result<()
         }
         AttributionCommand::Resolve { gap, note } => {
             act(&pool, gap, &note, &clock, true).await?;
+        }
+        AttributionCommand::Backfill { from_month } => {
+            let from = from_month.unwrap_or_else(|| calendar.month_of(clock.now()));
+            let done = backfill::mark_from(&pool, calendar, from, backfill::BATCH).await?;
+            println!(
+                "marked {} ledger transactions and {} evidence of {from} and later for the attribution engine{}",
+                done.transactions,
+                done.evidence,
+                match done.frozen_months_skipped {
+                    0 => String::new(),
+                    n => format!(" ({n} frozen months skipped)"),
+                }
+            );
         }
         AttributionCommand::Summary { month } => {
             let now = clock.now();

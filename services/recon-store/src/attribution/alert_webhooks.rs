@@ -35,30 +35,98 @@ pub enum WebhookError {
 
 /// Checks a webhook URL: `https`, or `http` to a loopback address only (a local
 /// relay or a test), with a host and no credentials in it.
+///
+/// Against server-side request forgery (a subscriber's URL that makes the worker POST
+/// inside our network): an IP address in the URL must be public, or loopback (a relay
+/// beside the worker, which the operator placed there); private, link-local (cloud
+/// metadata at 169.254.169.254), shared, reserved and multicast addresses are refused.
+/// A host name is checked when the worker connects: every address it resolves to must
+/// be public (`localhost` excepted), so a name re-pointed at an internal address later
+/// is refused too (recon-worker `attribution::webhooks`). Redirects are never followed.
 pub fn check_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|e| format!("webhook URL {text:?}: {e}"))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("the webhook URL must not hold credentials: the signature authenticates us, the subscriber's TLS certificate them".into());
     }
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("webhook URL {text:?} has no host"))?;
+    refusal(&url).map_or(Ok(url), |why| Err(format!("webhook URL {text:?}: {why}")))
+}
+
+/// Why a parsed webhook URL is refused, without repeating the URL (its path or query
+/// may hold the subscriber's token, and this reason is logged and stored as a
+/// delivery's `last_error`); `None` when it is allowed. Credentials are
+/// [`check_url`]'s business.
+pub fn refusal(url: &url::Url) -> Option<String> {
+    let Some(host) = url.host() else {
+        return Some("it has no host".into());
+    };
+    let loopback = match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    let literal: Option<IpAddr> = match host {
+        url::Host::Domain(_) => None,
+        url::Host::Ipv4(ip) => Some(ip.into()),
+        url::Host::Ipv6(ip) => Some(ip.into()),
+    };
+    if let Some(ip) = literal
+        && !loopback
+        && !is_public(ip)
+    {
+        return Some(format!(
+            "{ip} is not a public address (private, link-local, reserved or multicast); alert webhooks go to public addresses, or loopback for a local relay"
+        ));
+    }
     match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(host) => Ok(url),
-        "http" => Err(format!(
-            "webhook URL {text:?}: http is allowed to loopback addresses only; use https"
-        )),
-        other => Err(format!(
-            "webhook URL {text:?}: the scheme must be https (or http to loopback), not {other}"
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some("http is allowed to loopback addresses only; use https".into()),
+        other => Some(format!(
+            "the scheme must be https (or http to loopback), not {other}"
         )),
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+/// A public unicast address: where an alert webhook may be sent. Not loopback,
+/// private (10/8, 172.16/12, 192.168/16, fc00::/7), shared (100.64/10), link-local
+/// (169.254/16, fe80::/10), unspecified, broadcast, multicast, documentation,
+/// benchmarking or reserved; an IPv4 address inside IPv6 (`::ffff:a.b.c.d`,
+/// `64:ff9b::a.b.c.d`) is judged as the IPv4 address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                let [.., a, b, c, d] = v6.octets();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || s[0..6] == [0, 0, 0, 0, 0, 0])
+        }
+    }
 }
 
 /// The key inside a Standard Webhooks secret: `whsec_` then base64 of 24 to 64 bytes.
@@ -111,11 +179,21 @@ pub struct DueDelivery {
     pub webhook_id: i64,
     pub webhook_name: String,
     pub url: String,
-    pub secret: SecretString,
+    /// The decrypted secret, or why it could not be decrypted (no key for it in this
+    /// process): the attempt then fails with that reason, so the delivery is retried
+    /// with backoff and dies like any other failure (visible in `reconctl alerts
+    /// webhooks list`, replayed once the key is fixed) instead of being re-leased
+    /// forever.
+    pub secret: Result<SecretString, String>,
     /// Attempts made before this one.
     pub attempts: i32,
     /// The alert's protobuf payload.
     pub payload: Vec<u8>,
+    /// The claim's lease, as stored: [`AlertWebhooks::delivered`] and
+    /// [`AlertWebhooks::failed`] change the delivery only while it is still this
+    /// claim's (a claim that outlived its lease was taken by another replica, whose
+    /// outcome counts).
+    pub lease_until: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for DueDelivery {
@@ -263,8 +341,7 @@ impl AlertWebhooks {
     }
 
     /// Claims up to `limit` deliveries due at `now`, leasing them for `lease` (another
-    /// replica will not take them before), with their secrets decrypted. A delivery
-    /// whose secret cannot be decrypted (no key here) is left for `lease` and logged.
+    /// replica will not take them before), with their secrets decrypted (or why not).
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -283,7 +360,7 @@ impl AlertWebhooks {
               WHERE d.alert_id = due.alert_id AND d.webhook_id = due.webhook_id
                 AND w.id = d.webhook_id AND a.id = d.alert_id
              RETURNING d.alert_id, d.webhook_id, d.attempts, w.name, w.url,
-                       w.secret_encrypted, a.payload",
+                       w.secret_encrypted, a.payload, d.next_attempt_at",
         )
         .bind(now)
         .bind(until)
@@ -294,70 +371,76 @@ impl AlertWebhooks {
         for row in rows {
             let name: String = row.get("name");
             let blob: Vec<u8> = row.get("secret_encrypted");
-            match self
+            let secret = self
                 .cipher
                 .decrypt(Purpose::AlertWebhook, &blob, &context(&name))
-            {
-                Ok(secret) => due.push(DueDelivery {
-                    alert_id: row.get("alert_id"),
-                    webhook_id: row.get("webhook_id"),
-                    webhook_name: name,
-                    url: row.get("url"),
-                    secret,
-                    attempts: row.get("attempts"),
-                    payload: row.get("payload"),
-                }),
-                Err(error) => {
-                    tracing::error!(webhook = %name, %error, "cannot decrypt an alert webhook's secret; its deliveries wait")
-                }
-            }
+                .map_err(|error| {
+                    tracing::error!(webhook = %name, %error, "cannot decrypt an alert webhook's secret; the attempt fails");
+                    format!(
+                        "cannot decrypt the webhook's secret with this worker's keys (RECON_ALERT_WEBHOOK_KEY or RECON_MASTER_KEY): {error}"
+                    )
+                });
+            due.push(DueDelivery {
+                alert_id: row.get("alert_id"),
+                webhook_id: row.get("webhook_id"),
+                webhook_name: name,
+                url: row.get("url"),
+                secret,
+                attempts: row.get("attempts"),
+                payload: row.get("payload"),
+                lease_until: row.get("next_attempt_at"),
+            });
         }
         Ok(due)
     }
 
-    /// The subscriber answered 2xx.
+    /// The subscriber answered 2xx. False when the claim had been lost (its lease ran
+    /// out and another replica claimed the delivery): nothing is changed.
     pub async fn delivered(
         &self,
-        alert_id: i64,
-        webhook_id: i64,
+        claim: &DueDelivery,
         now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
             "UPDATE alert_webhook_deliveries
                 SET status = 'delivered', attempts = attempts + 1, delivered_at = $3,
                     last_error = NULL
-              WHERE alert_id = $1 AND webhook_id = $2 AND status = 'pending'",
+              WHERE alert_id = $1 AND webhook_id = $2 AND status = 'pending'
+                AND next_attempt_at = $4",
         )
-        .bind(alert_id)
-        .bind(webhook_id)
+        .bind(claim.alert_id)
+        .bind(claim.webhook_id)
         .bind(now)
+        .bind(claim.lease_until)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    /// The attempt failed: try again at `retry_at`, or give up (`None`: dead).
+    /// The attempt failed: try again at `retry_at`, or give up (`None`: dead). False
+    /// when the claim had been lost, as for [`AlertWebhooks::delivered`].
     pub async fn failed(
         &self,
-        alert_id: i64,
-        webhook_id: i64,
+        claim: &DueDelivery,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
             "UPDATE alert_webhook_deliveries
                 SET attempts = attempts + 1, last_error = left($3, 500),
                     status = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END,
                     next_attempt_at = COALESCE($4, next_attempt_at)
-              WHERE alert_id = $1 AND webhook_id = $2 AND status = 'pending'",
+              WHERE alert_id = $1 AND webhook_id = $2 AND status = 'pending'
+                AND next_attempt_at = $5",
         )
-        .bind(alert_id)
-        .bind(webhook_id)
+        .bind(claim.alert_id)
+        .bind(claim.webhook_id)
         .bind(error)
         .bind(retry_at)
+        .bind(claim.lease_until)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 }
 
@@ -414,6 +497,54 @@ mod tests {
         assert!(check_url("ftp://127.0.0.1/x").is_err());
         assert!(check_url("https://user:pw@example.com/").is_err());
         assert!(check_url("not a url").is_err());
+    }
+
+    #[test]
+    fn urls_to_internal_addresses_are_refused() {
+        for url in [
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.0.0.7/hook",
+            "https://172.16.3.4/hook",
+            "https://192.168.1.1/hook",
+            "https://100.64.0.1/hook",
+            "https://0.0.0.0:8080/hook",
+            "https://[fe80::1]/hook",
+            "https://[fd00:ec2::254]/hook",
+            "https://[::ffff:169.254.169.254]/hook",
+            "https://[::]/hook",
+            "https://224.0.0.1/hook",
+        ] {
+            let err = check_url(url).unwrap_err();
+            assert!(err.contains("not a public address"), "{url}: {err}");
+        }
+        // Public addresses, names, and loopback (a local relay) stay allowed.
+        assert!(check_url("https://203.0.114.9/hook").is_ok());
+        assert!(check_url("https://[2606:4700::1111]/hook").is_ok());
+        assert!(check_url("https://127.0.0.1:9000/hook").is_ok());
+        assert!(check_url("https://hooks.example.com/hook").is_ok());
+    }
+
+    #[test]
+    fn public_addresses_are_told_apart() {
+        let public = |s: &str| is_public(s.parse().unwrap());
+        assert!(public("8.8.8.8"));
+        assert!(public("2001:4860:4860::8888"));
+        for internal in [
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+            "169.254.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::ffff:10.0.0.1",
+            "fc00::1",
+            "2001:db8::1",
+            "ff02::1",
+        ] {
+            assert!(!public(internal), "{internal}");
+        }
     }
 
     #[test]

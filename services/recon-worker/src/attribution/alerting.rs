@@ -94,7 +94,7 @@ async fn publish_loop(
     loop {
         match publish::publish_pending(&pool, &broker, clock.now()).await {
             // A full batch: more may wait, go again at once.
-            Ok(n) if n > 0 => {
+            Ok(done) if done.published > 0 => {
                 failures = 0;
                 continue;
             }

@@ -11,7 +11,7 @@
 //! Every replica reports the same database-wide numbers: aggregate with `max`, not
 //! `sum`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +25,42 @@ const CLASSES: [GapClass; 4] = [
     GapClass::Unattributed,
     GapClass::OrphanEvidence,
 ];
+
+/// At most this many currency labels; the rest are summed under `other`.
+pub const MAX_CURRENCIES: usize = 32;
+
+/// The `currency` label values of money at risk, bounded: the currency comes from
+/// stored rows (Helcim's text, not a fixed list), and every distinct label value is a
+/// time series kept forever by Prometheus. A code that is not three capital letters,
+/// and any beyond the first [`MAX_CURRENCIES`] codes, are summed under `other`
+/// (a sign to look at the report, which has the exact amounts).
+pub fn currency_labels(sums: &[(String, i64)]) -> BTreeMap<String, i64> {
+    let mut codes: BTreeMap<String, i64> = BTreeMap::new();
+    let mut other = 0_i64;
+    let mut odd = false;
+    for (currency, amount) in sums {
+        let code = currency.trim();
+        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+            *codes.entry(code.to_string()).or_default() += amount;
+        } else {
+            other = other.saturating_add(*amount);
+            odd = true;
+        }
+    }
+    let mut labels: BTreeMap<String, i64> = BTreeMap::new();
+    for (n, (code, amount)) in codes.into_iter().enumerate() {
+        if n < MAX_CURRENCIES {
+            labels.insert(code, amount);
+        } else {
+            other = other.saturating_add(amount);
+            odd = true;
+        }
+    }
+    if odd {
+        labels.insert("other".to_string(), other);
+    }
+    labels
+}
 
 /// Remembers the currencies reported, so one whose gaps all went away drops to 0
 /// instead of keeping its last value.
@@ -66,11 +102,18 @@ impl Gauges {
         )
         .fetch_all(pool)
         .await?;
+        let sums: Vec<(String, i64)> = money
+            .iter()
+            .map(|row| {
+                (
+                    row.get::<String, _>("currency"),
+                    row.get::<i64, _>("amount"),
+                )
+            })
+            .collect();
         let mut seen = self.currencies.lock().expect("lock poisoned");
         let mut now_seen = BTreeSet::new();
-        for row in &money {
-            let currency = row.get::<String, _>("currency").trim().to_string();
-            let amount: i64 = row.get("amount");
+        for (currency, amount) in currency_labels(&sums) {
             metrics::gauge!("attribution_money_at_risk", "currency" => currency.clone())
                 .set(decimal_units(amount));
             now_seen.insert(currency);
@@ -95,5 +138,40 @@ mod tests {
         assert_eq!(decimal_units(1_999), 19.99);
         assert_eq!(decimal_units(-5), -0.05);
         assert_eq!(decimal_units(0), 0.0);
+    }
+
+    #[test]
+    fn currency_labels_are_bounded() {
+        let sums = vec![
+            ("CAD".to_string(), 100),
+            ("USD ".to_string(), 5),
+            ("cad".to_string(), 7),
+            ("€€".to_string(), 1),
+        ];
+        let labels = currency_labels(&sums);
+        assert_eq!(
+            labels,
+            BTreeMap::from([
+                ("CAD".to_string(), 100),
+                ("USD".to_string(), 5),
+                ("other".to_string(), 8)
+            ])
+        );
+        // A thousand distinct codes: still at most MAX_CURRENCIES + 1 labels, and no
+        // money lost.
+        let many: Vec<(String, i64)> = (0..1000_u32)
+            .map(|i| {
+                let code: String = [i / 676, (i / 26) % 26, i % 26]
+                    .iter()
+                    .map(|d| char::from(b'A' + *d as u8))
+                    .collect();
+                (code, 1)
+            })
+            .collect();
+        let labels = currency_labels(&many);
+        assert_eq!(labels.len(), MAX_CURRENCIES + 1);
+        assert_eq!(labels["other"], 1000 - MAX_CURRENCIES as i64);
+        assert_eq!(labels.values().sum::<i64>(), 1000);
+        assert!(!currency_labels(&[("CAD".into(), 1)]).contains_key("other"));
     }
 }

@@ -13,9 +13,9 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use prost::Message;
 use recon_attribution::Month;
-use recon_queue::Broker;
 use recon_queue::envelope::ALERT_CONTENT_TYPE;
 use recon_queue::envelope::alert::{AttributionAlert, Detail};
+use recon_queue::{Broker, PublishError};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 /// The `schema_version` of the alerts this build writes.
@@ -107,14 +107,31 @@ fn properties(id: i64, kind: &str, created_at: DateTime<Utc>) -> BasicProperties
         .with_headers(headers)
 }
 
-/// One round: publishes what is unpublished (up to a batch). Returns how many were
-/// published; stops at the first failed publish (the rest wait for the next round)
-/// and returns the error after committing what was confirmed.
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Alerts RabbitMQ confirmed and that are now marked published.
+    pub published: usize,
+    /// Of those, how many no queue was bound for: RabbitMQ returned them (they are
+    /// published `mandatory` to find out) and nobody received them on AMQP.
+    pub unroutable: usize,
+}
+
+/// One round: publishes what is unpublished (up to a batch). Stops at the first
+/// failed publish (the rest wait for the next round) and returns the error after
+/// committing what was confirmed.
+///
+/// An alert no queue is bound for (nobody subscribed to its routing key yet) is still
+/// marked published: a deployment may use webhooks only, and holding it back would
+/// hold back every alert behind it and their webhooks. It is not lost: the outbox row
+/// stays in `attribution_alerts`, `reconctl alerts republish --since` publishes it
+/// again once a subscriber is bound, and it is counted
+/// (`attribution_alerts_unroutable_total{kind}`) and logged so the gap is seen.
 pub async fn publish_pending(
     pool: &PgPool,
     broker: &Broker,
     now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Published> {
     let exchange = broker.topology().alerts_exchange.clone();
     let mut tx = pool.begin().await?;
     let rows = sqlx::query(
@@ -124,7 +141,7 @@ pub async fn publish_pending(
     .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
-    let mut published = 0;
+    let mut done = Published::default();
     let mut failure = None;
     for row in &rows {
         let id: i64 = row.get("id");
@@ -135,14 +152,22 @@ pub async fn publish_pending(
             .publish_to(
                 &exchange,
                 &routing_key(&kind),
-                false,
+                true,
                 &payload,
                 properties(id, &kind, row.get("created_at")),
             )
             .await;
-        if let Err(error) = sent {
-            failure = Some(error);
-            break;
+        match sent {
+            Ok(()) => {}
+            Err(PublishError::Unroutable) => {
+                done.unroutable += 1;
+                metrics::counter!("attribution_alerts_unroutable_total", "kind" => kind.clone())
+                    .increment(1);
+            }
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
         }
         sqlx::query("UPDATE attribution_alerts SET published_at = $2 WHERE id = $1")
             .bind(id)
@@ -151,14 +176,22 @@ pub async fn publish_pending(
             .await?;
         recon_store::attribution::alert_webhooks::enqueue(&mut tx, id, account.as_deref(), now)
             .await?;
-        published += 1;
+        done.published += 1;
     }
     tx.commit().await?;
+    if done.unroutable > 0 {
+        tracing::warn!(
+            unroutable = done.unroutable,
+            %exchange,
+            "attribution alerts published with no queue bound to the exchange: no AMQP subscriber got them (kept in attribution_alerts; `reconctl alerts republish --since` sends them again)"
+        );
+    }
     match failure {
         Some(error) => Err(anyhow::anyhow!(
-            "published {published} alerts, then: {error}; the rest wait for the next round"
+            "published {} alerts, then: {error}; the rest wait for the next round",
+            done.published
         )),
-        None => Ok(published),
+        None => Ok(done),
     }
 }
 

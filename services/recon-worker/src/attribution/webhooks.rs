@@ -16,10 +16,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use prost::Message;
 use recon_queue::envelope::alert::{AttributionAlert, Detail};
-use recon_store::attribution::alert_webhooks::{AlertWebhooks, DueDelivery, secret_key};
+use recon_store::attribution::alert_webhooks::{
+    AlertWebhooks, DueDelivery, is_public, refusal, secret_key,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -156,34 +159,99 @@ pub fn alert_json(alert: &AttributionAlert) -> Value {
     body
 }
 
-/// An HTTP client for deliveries: no redirects, a timeout per attempt.
+/// An HTTP client for deliveries: no redirects, a timeout per attempt, and names
+/// resolved only to public addresses ([`PublicOnly`]).
 pub fn client(policy: &RetryPolicy) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(policy.timeout)
+        .dns_resolver(std::sync::Arc::new(PublicOnly))
         .user_agent("helcim-recon alert webhooks")
         .build()
         .expect("a client without custom TLS always builds")
 }
 
-/// One round: claims due deliveries and attempts each. Returns (delivered, failed).
+/// Resolves a webhook's host name and refuses it when any address it gives is not
+/// public (`alert_webhooks::is_public`): a subscriber's name re-pointed at an
+/// internal service (or at 169.254.169.254) must not make the worker POST there. The
+/// check is in the resolver, so the addresses checked are the ones connected to (no
+/// window for DNS rebinding between a check and the connection). `localhost` may
+/// resolve to loopback only (a relay beside the worker). IP addresses in URLs never
+/// reach a resolver; [`attempt`] checks them with `refusal`.
+#[derive(Debug, Clone, Copy)]
+pub struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addresses: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let localhost = host.eq_ignore_ascii_case("localhost");
+            if let Some(bad) = addresses.iter().find(|a| {
+                let ip = a.ip();
+                !(is_public(ip) || (localhost && ip.is_loopback()))
+            }) {
+                return Err(format!(
+                    "{host} resolves to {}, not a public address: alert webhooks are not sent inside the network",
+                    bad.ip()
+                )
+                .into());
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An error and its causes, without the URL (whose query may hold a subscriber's
+/// token).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Deliveries claimed, and attempted at once, per round.
+pub const CLAIM: usize = 50;
+
+/// One round: claims due deliveries and attempts them all concurrently, so the round
+/// ends within one attempt's timeout, well inside the claims' lease (three timeouts).
+/// Attempted one after the other, a slow subscriber made the later claims outlive
+/// their lease: another replica then claimed them too and the subscriber got the
+/// alert twice. Returns (delivered, failed).
 pub async fn deliver_due(
     store: &AlertWebhooks,
     http: &reqwest::Client,
     policy: &RetryPolicy,
     now: DateTime<Utc>,
 ) -> Result<(usize, usize), sqlx::Error> {
-    let due = store.claim_due(now, policy.lease(), 50).await?;
+    let due = store.claim_due(now, policy.lease(), CLAIM as i64).await?;
+    let outcomes: Vec<(DueDelivery, Result<(), String>)> = futures::stream::iter(due)
+        .map(|delivery| async move {
+            let outcome = attempt(http, &delivery, now).await;
+            (delivery, outcome)
+        })
+        .buffer_unordered(CLAIM)
+        .collect()
+        .await;
     let mut counts = (0, 0);
-    for delivery in due {
-        match attempt(http, &delivery, now).await {
+    for (delivery, outcome) in outcomes {
+        let kept = match outcome {
             Ok(()) => {
-                store
-                    .delivered(delivery.alert_id, delivery.webhook_id, now)
-                    .await?;
                 counts.0 += 1;
+                store.delivered(&delivery, now).await?
             }
             Err(error) => {
+                counts.1 += 1;
                 let attempt = delivery.attempts + 1;
                 let retry_at = policy
                     .after_failure(attempt)
@@ -193,11 +261,11 @@ pub async fn deliver_due(
                 } else {
                     tracing::info!(webhook = %delivery.webhook_name, alert_id = delivery.alert_id, %error, attempt, "alert webhook delivery failed; retrying later");
                 }
-                store
-                    .failed(delivery.alert_id, delivery.webhook_id, &error, retry_at)
-                    .await?;
-                counts.1 += 1;
+                store.failed(&delivery, &error, retry_at).await?
             }
+        };
+        if !kept {
+            tracing::warn!(webhook = %delivery.webhook_name, alert_id = delivery.alert_id, "an alert webhook attempt outlived its lease; another replica's claim decides the delivery");
         }
     }
     Ok(counts)
@@ -214,7 +282,15 @@ async fn attempt(
     let mut alert = alert;
     alert.alert_id = delivery.alert_id as u64;
     let body = serde_json::to_vec(&alert_json(&alert)).unwrap_or_default();
-    let key = secret_key(&delivery.secret)?;
+    let secret = delivery.secret.as_ref().map_err(Clone::clone)?;
+    let key = secret_key(secret)?;
+    // A URL stored before the address rules (or by hand) is checked again: an IP
+    // address in it never goes through the resolver.
+    let url = reqwest::Url::parse(&delivery.url)
+        .map_err(|e| format!("the webhook's stored URL does not parse: {e}"))?;
+    if let Some(why) = refusal(&url) {
+        return Err(format!("the webhook's URL is refused: {why}"));
+    }
     let id = delivery.alert_id.to_string();
     let timestamp = now.timestamp();
     let response = http
@@ -226,7 +302,7 @@ async fn attempt(
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("no answer: {}", e.without_url()))?;
+        .map_err(|e| format!("no answer: {}", describe(e)))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
