@@ -136,27 +136,9 @@ pub async fn apply(
                 }
                 _ => format!("class {} -> {}", row.state.class, class),
             };
-            event(
-                conn,
-                row.id,
-                now,
-                Some(row.state.status),
-                row.state.status,
-                Some(row.state.class),
-                class,
-                &note,
-            )
-            .await?;
+            row_event(conn, &row, now, row.state.status, class, &note).await?;
         }
         Step::ResolveByEvidence { evidence_id } => {
-            sqlx::query(
-                "UPDATE attribution_gaps SET status = 'resolved', resolution = 'evidence', updated_at = $2
-                  WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
             let note = if subject.orphan {
                 format!(
                     "evidence #{evidence_id} now matches transaction {}",
@@ -165,29 +147,7 @@ pub async fn apply(
             } else {
                 format!("evidence #{evidence_id} (is-valid-partner-token: 1) arrived")
             };
-            event(
-                conn,
-                row.id,
-                now,
-                Some(row.state.status),
-                GapStatus::Resolved,
-                Some(row.state.class),
-                row.state.class,
-                &note,
-            )
-            .await?;
-            alert(
-                conn,
-                subject,
-                Existing(row.id),
-                "gap_resolved",
-                row.state.class,
-                row.state.reason,
-                GapStatus::Resolved,
-                Some(Resolution::Evidence),
-                now,
-            )
-            .await?;
+            resolve_by_evidence(conn, &row, subject, &note, now).await?;
         }
         Step::Reopen { class, reason } => {
             sqlx::query(
@@ -214,17 +174,7 @@ pub async fn apply(
                     "the evidence that resolved it no longer matches this transaction: reopened as {class}"
                 )
             };
-            event(
-                conn,
-                row.id,
-                now,
-                Some(row.state.status),
-                GapStatus::Open,
-                Some(row.state.class),
-                class,
-                &note,
-            )
-            .await?;
+            row_event(conn, &row, now, GapStatus::Open, class, &note).await?;
             alert(
                 conn,
                 subject,
@@ -309,17 +259,7 @@ async fn follow_amount(
         shown(before.0, before.1),
         shown(Some(amount), Some(currency))
     );
-    event(
-        conn,
-        row.id,
-        now,
-        Some(row.state.status),
-        row.state.status,
-        Some(row.state.class),
-        row.state.class,
-        &note,
-    )
-    .await
+    row_event(conn, row, now, row.state.status, row.state.class, &note).await
 }
 
 /// The ledger no longer makes the transaction revenue (stored approved, then
@@ -338,6 +278,22 @@ pub async fn not_revenue(
     if !live || now >= subject.deadline {
         return Ok(());
     }
+    let note = format!(
+        "the ledger no longer makes transaction {} revenue (not an approved purchase or capture): nothing is at risk",
+        subject.transaction_id.map_or("?".into(), |t| t.to_string())
+    );
+    resolve_by_evidence(conn, &row, subject, &note, now).await
+}
+
+/// Resolves a live gap as `evidence` (evidence arrived, or the ledger took the
+/// transaction out of revenue): the row, its audit event and its `gap_resolved` alert.
+async fn resolve_by_evidence(
+    conn: &mut PgConnection,
+    row: &Row,
+    subject: &Subject,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attribution_gaps SET status = 'resolved', resolution = 'evidence', updated_at = $2
           WHERE id = $1",
@@ -346,21 +302,7 @@ pub async fn not_revenue(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let note = format!(
-        "the ledger no longer makes transaction {} revenue (not an approved purchase or capture): nothing is at risk",
-        subject.transaction_id.map_or("?".into(), |t| t.to_string())
-    );
-    event(
-        conn,
-        row.id,
-        now,
-        Some(row.state.status),
-        GapStatus::Resolved,
-        Some(row.state.class),
-        row.state.class,
-        &note,
-    )
-    .await?;
+    row_event(conn, row, now, GapStatus::Resolved, row.state.class, note).await?;
     alert(
         conn,
         subject,
@@ -484,6 +426,29 @@ fn opened_note(subject: &Subject, class: GapClass, reason: Option<OrphanReason>)
         (_, _, Some(e)) => format!("decided by evidence #{e}"),
         _ => "detected".into(),
     }
+}
+
+/// The audit event for a change to an existing gap row: from the row's own state to
+/// `to_status` / `to_class`.
+async fn row_event(
+    conn: &mut PgConnection,
+    row: &Row,
+    at: DateTime<Utc>,
+    to_status: GapStatus,
+    to_class: GapClass,
+    note: &str,
+) -> Result<(), sqlx::Error> {
+    event(
+        conn,
+        row.id,
+        at,
+        Some(row.state.status),
+        to_status,
+        Some(row.state.class),
+        to_class,
+        note,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
