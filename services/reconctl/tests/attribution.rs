@@ -27,6 +27,22 @@ fn reconctl(db: &TestDatabase, args: &[&str]) -> (bool, String, Vec<u8>) {
     (output.status.success(), text, output.stdout)
 }
 
+/// `reconctl attribution <action> --gap <gap> --note <note>`: (success, output).
+fn gap_action(db: &TestDatabase, action: &str, gap: i64, note: &str) -> (bool, String) {
+    let (ok, text, _) = reconctl(
+        db,
+        &[
+            "attribution",
+            action,
+            "--gap",
+            &gap.to_string(),
+            "--note",
+            note,
+        ],
+    );
+    (ok, text)
+}
+
 fn this_month() -> Month {
     CloseCalendar::default().month_of(Utc::now())
 }
@@ -48,34 +64,8 @@ async fn gap(
     amount: i64,
     month: Month,
 ) -> i64 {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO attribution_gaps (account_id, transaction_id, class, amount_minor, currency,
-             month, deadline, detected_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'CAD', $5, $6, now(), now()) RETURNING id",
-    )
-    .bind(account)
-    .bind(tx)
-    .bind(class)
-    .bind(amount)
-    .bind(month.first_day())
-    .bind(CloseCalendar::default().close_of(month))
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO attribution_transactions (account_id, transaction_id, month, kind,
-             amount_minor, currency, stored_at, verdict, gap_class, evaluated_at)
-         VALUES ($1, $2, $3, 'revenue', $4, 'CAD', now(), 'gap', $5, now())",
-    )
-    .bind(account)
-    .bind(tx)
-    .bind(month.first_day())
-    .bind(amount)
-    .bind(class)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    id
+    recon_store::testing::attribution::gap(&db.pool, account, tx, class, amount, month, "open")
+        .await
 }
 
 async fn share(db: &TestDatabase, id: &str) -> Option<i32> {
@@ -188,56 +178,16 @@ async fn gaps_are_listed_filtered_and_worked_with_the_operator_named() {
     let (ok, text, _) = reconctl(&db, &["attribution", "gaps", "--month", "2026-13"]);
     assert!(!ok && text.contains("out of range"), "{text}");
 
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "attribution",
-            "acknowledge",
-            "--gap",
-            &first.to_string(),
-            "--note",
-            " ",
-        ],
-    );
+    let (ok, text) = gap_action(&db, "acknowledge", first, " ");
     assert!(!ok && text.contains("a note is required"), "{text}");
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "attribution",
-            "acknowledge",
-            "--gap",
-            &first.to_string(),
-            "--note",
-            "looking",
-        ],
-    );
+    let (ok, text) = gap_action(&db, "acknowledge", first, "looking");
     assert!(
         ok && text.contains("now acknowledged (by reconctl:dana)"),
         "{text}"
     );
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "attribution",
-            "acknowledge",
-            "--gap",
-            &first.to_string(),
-            "--note",
-            "again",
-        ],
-    );
+    let (ok, text) = gap_action(&db, "acknowledge", first, "again");
     assert!(!ok && text.contains("already acknowledged"), "{text}");
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "attribution",
-            "resolve",
-            "--gap",
-            &first.to_string(),
-            "--note",
-            "waived by finance",
-        ],
-    );
+    let (ok, text) = gap_action(&db, "resolve", first, "waived by finance");
     assert!(ok && text.contains("now resolved"), "{text}");
     let (ok, text, _) = reconctl(
         &db,
