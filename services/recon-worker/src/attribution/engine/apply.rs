@@ -117,19 +117,7 @@ pub async fn apply(
     match decision.step {
         Step::Nothing | Step::Insert { .. } => {}
         Step::Reclassify { class, reason } => {
-            sqlx::query(
-                "UPDATE attribution_gaps
-                    SET class = $2, reason = $3, candidates = $4, evidence_id = $5, updated_at = $6
-                  WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(class.as_str())
-            .bind(reason.map(OrphanReason::as_str))
-            .bind(&subject.candidates)
-            .bind(subject.evidence_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            set_class(conn, row.id, subject, class, reason, Reopening::No, now).await?;
             let note = match (row.state.reason, reason) {
                 (Some(from), Some(to)) if from != to => {
                     format!("orphan reason {} -> {}", from.as_str(), to.as_str())
@@ -150,20 +138,7 @@ pub async fn apply(
             resolve_by_evidence(conn, &row, subject, &note, now).await?;
         }
         Step::Reopen { class, reason } => {
-            sqlx::query(
-                "UPDATE attribution_gaps
-                    SET status = 'open', resolution = NULL, class = $2, reason = $3,
-                        candidates = $4, evidence_id = $5, updated_at = $6
-                  WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(class.as_str())
-            .bind(reason.map(OrphanReason::as_str))
-            .bind(&subject.candidates)
-            .bind(subject.evidence_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            set_class(conn, row.id, subject, class, reason, Reopening::Yes, now).await?;
             let note = if subject.orphan {
                 format!(
                     "no longer matches one transaction: reopened ({})",
@@ -222,6 +197,49 @@ pub async fn apply(
         follow_amount(conn, &row, subject, now).await?;
     }
     Ok(decision)
+}
+
+/// Whether `set_class` also reopens the gap (status `open`, no resolution).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reopening {
+    No,
+    Yes,
+}
+
+/// Gives the gap its new class and reason, with the subject's candidates and deciding
+/// evidence; reopening it too when asked.
+async fn set_class(
+    conn: &mut PgConnection,
+    gap_id: i64,
+    subject: &Subject,
+    class: GapClass,
+    reason: Option<OrphanReason>,
+    reopening: Reopening,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let sql = match reopening {
+        Reopening::No => {
+            "UPDATE attribution_gaps
+                SET class = $2, reason = $3, candidates = $4, evidence_id = $5, updated_at = $6
+              WHERE id = $1"
+        }
+        Reopening::Yes => {
+            "UPDATE attribution_gaps
+                SET status = 'open', resolution = NULL, class = $2, reason = $3,
+                    candidates = $4, evidence_id = $5, updated_at = $6
+              WHERE id = $1"
+        }
+    };
+    sqlx::query(sql)
+        .bind(gap_id)
+        .bind(class.as_str())
+        .bind(reason.map(OrphanReason::as_str))
+        .bind(&subject.candidates)
+        .bind(subject.evidence_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A live gap's amount follows its ledger transaction (a corrected amount or
