@@ -5,9 +5,9 @@
 use std::process::Command;
 
 use chrono::Utc;
-use recon_attribution::report::sha256_hex;
 use recon_attribution::{CloseCalendar, Month};
 use recon_store::testing::TestDatabase;
+use recon_store::testing::attribution::report_document;
 
 fn reconctl(db: &TestDatabase, args: &[&str]) -> (bool, String, Vec<u8>) {
     let output = Command::new(env!("CARGO_BIN_EXE_reconctl"))
@@ -39,6 +39,15 @@ fn gap_action(db: &TestDatabase, action: &str, gap: i64, note: &str) -> (bool, S
             "--note",
             note,
         ],
+    );
+    (ok, text)
+}
+
+/// `reconctl accounts set-share --account <account> --bps <bps>`: (success, output).
+fn set_share(db: &TestDatabase, account: &str, bps: &str) -> (bool, String) {
+    let (ok, text, _) = reconctl(
+        db,
+        &["accounts", "set-share", "--account", account, "--bps", bps],
     );
     (ok, text)
 }
@@ -80,37 +89,14 @@ async fn share(db: &TestDatabase, id: &str) -> Option<i32> {
 async fn a_share_rate_is_set_checked_and_cleared() {
     let db = TestDatabase::create().await;
     account(&db, "acct-a", None).await;
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "accounts",
-            "set-share",
-            "--account",
-            "acct-a",
-            "--bps",
-            "250",
-        ],
-    );
+    let (ok, text) = set_share(&db, "acct-a", "250");
     assert!(ok && text.contains("250 basis points (2.50 %)"), "{text}");
     assert_eq!(share(&db, "acct-a").await, Some(250));
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "accounts",
-            "set-share",
-            "--account",
-            "acct-a",
-            "--bps",
-            "10001",
-        ],
-    );
+    let (ok, text) = set_share(&db, "acct-a", "10001");
     assert!(!ok && text.contains("10000"), "{text}");
     let (ok, text, _) = reconctl(&db, &["accounts", "set-share", "--account", "acct-a"]);
     assert!(!ok && text.contains("--bps"), "{text}");
-    let (ok, text, _) = reconctl(
-        &db,
-        &["accounts", "set-share", "--account", "nobody", "--bps", "5"],
-    );
+    let (ok, text) = set_share(&db, "nobody", "5");
     assert!(!ok && text.contains("no account \"nobody\""), "{text}");
     assert_eq!(share(&db, "acct-a").await, Some(250));
     let (ok, text, _) = reconctl(
@@ -254,18 +240,7 @@ async fn a_frozen_report_prints_its_stored_bytes_and_a_live_one_its_sums() {
         ("*", "json", b"{\"frozen\": true}\n ".as_slice()),
         ("*", "csv", b"month,frozen\r\n2026-10,true\r\n".as_slice()),
     ] {
-        sqlx::query(
-            "INSERT INTO attribution_report_documents (month, scope, format, body, sha256)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(past.first_day())
-        .bind(scope)
-        .bind(format)
-        .bind(body)
-        .bind(sha256_hex(body))
-        .execute(&db.pool)
-        .await
-        .unwrap();
+        report_document(&db.pool, past, scope, format, body).await;
     }
     let (ok, _, json) = reconctl(
         &db,

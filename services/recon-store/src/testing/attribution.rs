@@ -1,6 +1,7 @@
 //! Attribution rows for tests, written as the engine would leave them, so the read
 //! and workflow sides (API, reconctl) are tested on their own.
 
+use recon_attribution::report::sha256_hex;
 use recon_attribution::{CloseCalendar, Month};
 use sqlx::PgPool;
 
@@ -44,4 +45,21 @@ pub async fn gap(
     .await
     .unwrap();
     id
+}
+
+/// A frozen report document of `month` for `scope` (`*` or an account) in `format`,
+/// stored with its SHA-256 as the close stores it.
+pub async fn report_document(pool: &PgPool, month: Month, scope: &str, format: &str, body: &[u8]) {
+    sqlx::query(
+        "INSERT INTO attribution_report_documents (month, scope, format, body, sha256)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(month.first_day())
+    .bind(scope)
+    .bind(format)
+    .bind(body)
+    .bind(sha256_hex(body))
+    .execute(pool)
+    .await
+    .unwrap();
 }
