@@ -1,6 +1,8 @@
 //! Fresh, throw-away databases for tests: each gets its own, migrated, and dropped by
 //! [`TestDatabase::drop_now`].
 
+pub mod attribution;
+
 use rand::Rng;
 use sqlx::PgPool;
 

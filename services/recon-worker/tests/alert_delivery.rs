@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use prost::Message;
 use recon_attribution::{CloseCalendar, Month};
 use recon_queue::envelope::alert::{AttributionAlert, Detail, EscalationDetail};
@@ -79,27 +78,8 @@ async fn alerts_wait_out_a_broker_outage_then_are_published_once_with_their_id()
     let broker = Broker::new(BrokerConfig::new(AMQP_URL, topology.clone(), "t"));
     let connection = broker.connection().await.unwrap();
     let channel = connection.create_channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().as_str().into(),
-            exchange.as_str().into(),
-            "attribution.escalation".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut consumer =
+        support::alerts::listen(&channel, &exchange, "attribution.escalation", "t").await;
     assert_eq!(
         publish_pending(&db.pool, &broker, now).await.unwrap(),
         Published {
@@ -114,15 +94,6 @@ async fn alerts_wait_out_a_broker_outage_then_are_published_once_with_their_id()
             .published,
         0
     );
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().as_str().into(),
-            "t".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
     let mut ids = Vec::new();
     for _ in 0..2 {
         let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())

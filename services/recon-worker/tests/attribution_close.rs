@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use prost::Message;
 use recon_attribution::month::Thresholds;
 use recon_attribution::report::{Report, sha256_hex};
@@ -433,37 +432,13 @@ mod two_workers {
         let channel = connection.create_channel().await.unwrap();
         let topology = recon_queue::Topology::new(format!("test-{tag}"));
         topology.declare(&connection).await.unwrap();
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                queue.name().as_str().into(),
-                recon_queue::topology::ALERTS_EXCHANGE.into(),
-                "attribution.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let mut consumer = channel
-            .basic_consume(
-                queue.name().as_str().into(),
-                "test".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut consumer = support::alerts::listen(
+            &channel,
+            recon_queue::topology::ALERTS_EXCHANGE,
+            "attribution.#",
+            "test",
+        )
+        .await;
 
         let clock = std::env::temp_dir().join(format!("recon-clock-{tag}"));
         set_clock(&clock, deadline - secs(8 * 86_400));

@@ -2,6 +2,9 @@
 //! `card_transactions`, evidence through the store, the engine's batches driven
 //! directly, and the clock moved with an offset file.
 
+#[allow(dead_code)]
+mod support;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,10 +12,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use prost::Message;
 use recon_attribution::{Clock, CloseCalendar};
 use recon_queue::envelope::alert::{AttributionAlert, Detail};
-use recon_store::evidence::{Evidence, EvidenceStore, Outcome, Source};
+use recon_store::evidence::{Evidence, Outcome, Source};
 use recon_store::testing::TestDatabase;
 use recon_worker::attribution::engine::{self, Engine};
 use sqlx::PgPool;
+use support::ledger::{ledger, record, s};
 
 struct Harness {
     db: TestDatabase,
@@ -61,58 +65,13 @@ impl Harness {
     }
 }
 
-async fn ledger(
-    pool: &PgPool,
-    id: i64,
-    kind: &str,
-    status: &str,
-    amount: i64,
-    created_at: DateTime<Utc>,
-    invoice: Option<&str>,
-) {
-    sqlx::query(
-        "INSERT INTO card_transactions (account_id, transaction_id, created_at, status, type,
-             amount_minor, currency, invoice_number, raw, reconciliation_status)
-         VALUES ('m1', $1, $2, $3, $4, $5, 'CAD', $6, '{}', 'matched')",
-    )
-    .bind(id)
-    .bind(created_at)
-    .bind(status)
-    .bind(kind)
-    .bind(amount)
-    .bind(invoice)
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
 async fn purchase(pool: &PgPool, id: i64) {
     ledger(pool, id, "purchase", "APPROVED", 1999, Utc::now(), None).await;
 }
 
 /// An answered purchase through the gateway with an accepted partner token.
 fn gateway(key: &str, transaction_id: Option<i64>) -> Evidence {
-    Evidence {
-        dedupe_key: key.into(),
-        source: Source::Gateway,
-        account_id: Some("m1".into()),
-        api_token_lookup: Some("ab".repeat(16)),
-        endpoint: "payment/purchase".into(),
-        idempotency_key: None,
-        partner_token_sent: true,
-        partner_token_added: false,
-        is_valid_partner_token: Some(1),
-        outcome: Outcome::Answered,
-        response_status: Some(200),
-        transaction_id,
-        invoice_number: None,
-        customer_code: None,
-        amount_minor: Some(1999),
-        currency: Some("CAD".into()),
-        observed_at: Utc::now(),
-        receipt_id: None,
-        submitted_by: None,
-    }
+    support::ledger::gateway(key, transaction_id, Some(1))
 }
 
 fn receipt(key: &str, transaction_id: Option<i64>) -> Evidence {
@@ -125,13 +84,6 @@ fn receipt(key: &str, transaction_id: Option<i64>) -> Evidence {
         api_token_lookup: None,
         ..gateway(key, transaction_id)
     }
-}
-
-async fn record(pool: &PgPool, evidence: Vec<Evidence>) {
-    EvidenceStore::new(pool.clone())
-        .record(&evidence)
-        .await
-        .unwrap();
 }
 
 type GapRow = (
@@ -191,10 +143,6 @@ async fn alerts(pool: &PgPool) -> Vec<(String, AttributionAlert)> {
             (kind, alert)
         })
         .collect()
-}
-
-fn s(text: &str) -> Option<String> {
-    Some(text.to_string())
 }
 
 #[tokio::test]

@@ -8,13 +8,14 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use recon_attribution::{Clock, CloseCalendar, Month};
-use recon_store::evidence::{Evidence, EvidenceStore, Outcome, Source};
+use recon_store::evidence::Evidence;
 use recon_store::testing::TestDatabase;
 use recon_worker::attribution::engine::Engine;
 use recon_worker::attribution::{close, engine};
 use sqlx::PgPool;
+use support::ledger::{gateway, ledger, record, s};
 use support::seed;
 
 const DELAY: Duration = Duration::from_secs(900);
@@ -33,63 +34,6 @@ fn engine() -> Engine {
 
 async fn run(pool: &PgPool) {
     engine::process_once(pool, &engine()).await.unwrap();
-}
-
-/// A stored ledger transaction of account `m1`.
-async fn ledger(
-    pool: &PgPool,
-    id: i64,
-    kind: &str,
-    amount: i64,
-    created_at: DateTime<Utc>,
-    invoice: Option<&str>,
-) {
-    sqlx::query(
-        "INSERT INTO card_transactions (account_id, transaction_id, created_at, status, type,
-             amount_minor, currency, invoice_number, raw, reconciliation_status)
-         VALUES ('m1', $1, $2, 'APPROVED', $3, $4, 'CAD', $5, '{}', 'matched')",
-    )
-    .bind(id)
-    .bind(created_at)
-    .bind(kind)
-    .bind(amount)
-    .bind(invoice)
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
-/// An answered purchase of 19.99 CAD through the gateway, with Helcim's
-/// `is-valid-partner-token` answer `valid`.
-fn gateway(key: &str, transaction_id: Option<i64>, valid: Option<i16>) -> Evidence {
-    Evidence {
-        dedupe_key: key.into(),
-        source: Source::Gateway,
-        account_id: Some("m1".into()),
-        api_token_lookup: Some("ab".repeat(16)),
-        endpoint: "payment/purchase".into(),
-        idempotency_key: None,
-        partner_token_sent: true,
-        partner_token_added: false,
-        is_valid_partner_token: valid,
-        outcome: Outcome::Answered,
-        response_status: Some(200),
-        transaction_id,
-        invoice_number: None,
-        customer_code: None,
-        amount_minor: Some(1999),
-        currency: Some("CAD".into()),
-        observed_at: Utc::now(),
-        receipt_id: None,
-        submitted_by: None,
-    }
-}
-
-async fn record(pool: &PgPool, evidence: Vec<Evidence>) {
-    EvidenceStore::new(pool.clone())
-        .record(&evidence)
-        .await
-        .unwrap();
 }
 
 /// (class, reason, status, resolution, amount) of the gap of transaction `id`, or of
@@ -118,10 +62,6 @@ async fn trail(pool: &PgPool, id: i64) -> Vec<String> {
     .fetch_all(pool)
     .await
     .unwrap()
-}
-
-fn s(text: &str) -> Option<String> {
-    Some(text.to_string())
 }
 
 /// An engine batch locks the gap rows of its transactions in its own order (by
@@ -185,7 +125,7 @@ async fn the_freeze_waits_for_an_engine_batch_instead_of_deadlocking_with_it() {
 async fn a_live_gap_follows_a_corrected_ledger_amount() {
     let db = TestDatabase::create().await;
     let pool = &db.pool;
-    ledger(pool, 1, "purchase", 1999, Utc::now(), None).await;
+    ledger(pool, 1, "purchase", "APPROVED", 1999, Utc::now(), None).await;
     record(pool, vec![gateway("g1", Some(1), Some(0))]).await;
     run(pool).await;
     assert_eq!(
@@ -228,7 +168,7 @@ async fn a_live_gap_follows_a_corrected_ledger_amount() {
 async fn a_transaction_that_stops_being_revenue_has_its_live_gap_resolved() {
     let db = TestDatabase::create().await;
     let pool = &db.pool;
-    ledger(pool, 2, "purchase", 1999, Utc::now(), None).await;
+    ledger(pool, 2, "purchase", "APPROVED", 1999, Utc::now(), None).await;
     record(pool, vec![gateway("g2", Some(2), Some(0))]).await;
     run(pool).await;
     assert_eq!(gap_of(pool, 2, false).await.2, "open");
@@ -304,7 +244,7 @@ async fn a_gap_resolved_by_evidence_that_no_longer_matches_is_reopened() {
     let db = TestDatabase::create().await;
     let pool = &db.pool;
     let now = Utc::now();
-    ledger(pool, 10, "purchase", 1999, now, Some("INV-1")).await;
+    ledger(pool, 10, "purchase", "APPROVED", 1999, now, Some("INV-1")).await;
     // The request carried no partner token: token_missing, at once.
     let missing = Evidence {
         partner_token_sent: false,
@@ -323,7 +263,7 @@ async fn a_gap_resolved_by_evidence_that_no_longer_matches_is_reopened() {
     );
 
     // Another payment with the same invoice and amount: the evidence is ambiguous.
-    ledger(pool, 11, "purchase", 1999, now, Some("INV-1")).await;
+    ledger(pool, 11, "purchase", "APPROVED", 1999, now, Some("INV-1")).await;
     run(pool).await;
     let verdict: String = sqlx::query_scalar(
         "SELECT verdict FROM attribution_transactions WHERE transaction_id = 10",
@@ -374,11 +314,29 @@ async fn an_orphan_resolved_by_a_match_it_then_loses_is_reopened() {
         .unwrap();
     engine::process_once(pool, &quick).await.unwrap();
     assert_eq!(gap_of(pool, evidence, true).await.1, s("no_transaction"));
-    ledger(pool, 20, "purchase", 1999, Utc::now(), Some("INV-2")).await;
+    ledger(
+        pool,
+        20,
+        "purchase",
+        "APPROVED",
+        1999,
+        Utc::now(),
+        Some("INV-2"),
+    )
+    .await;
     engine::process_once(pool, &quick).await.unwrap();
     assert_eq!(gap_of(pool, evidence, true).await.2, "resolved");
 
-    ledger(pool, 21, "purchase", 1999, Utc::now(), Some("INV-2")).await;
+    ledger(
+        pool,
+        21,
+        "purchase",
+        "APPROVED",
+        1999,
+        Utc::now(),
+        Some("INV-2"),
+    )
+    .await;
     engine::process_once(pool, &quick).await.unwrap();
     let orphan = gap_of(pool, evidence, true).await;
     assert_eq!(
@@ -429,10 +387,10 @@ async fn a_corrected_transaction_is_matched_again_by_the_evidence_it_had() {
         ..engine()
     };
     let now = Utc::now();
-    ledger(pool, 30, "purchase", 1999, now, Some("INV-3")).await;
+    ledger(pool, 30, "purchase", "APPROVED", 1999, now, Some("INV-3")).await;
     record(pool, vec![by_invoice("pay3", "INV-3")]).await;
-    ledger(pool, 40, "purchase", 1999, now, Some("INV-4")).await;
-    ledger(pool, 41, "purchase", 1999, now, Some("INV-4")).await;
+    ledger(pool, 40, "purchase", "APPROVED", 1999, now, Some("INV-4")).await;
+    ledger(pool, 41, "purchase", "APPROVED", 1999, now, Some("INV-4")).await;
     record(pool, vec![by_invoice("pay4", "INV-4")]).await;
     engine::process_once(pool, &quick).await.unwrap();
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM attribution_evidence ORDER BY id")

@@ -5,9 +5,9 @@
 use std::process::Command;
 
 use chrono::Utc;
-use recon_attribution::report::sha256_hex;
 use recon_attribution::{CloseCalendar, Month};
 use recon_store::testing::TestDatabase;
+use recon_store::testing::attribution::report_document;
 
 fn reconctl(db: &TestDatabase, args: &[&str]) -> (bool, String, Vec<u8>) {
     let output = Command::new(env!("CARGO_BIN_EXE_reconctl"))
@@ -25,6 +25,31 @@ fn reconctl(db: &TestDatabase, args: &[&str]) -> (bool, String, Vec<u8>) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text, output.stdout)
+}
+
+/// `reconctl attribution <action> --gap <gap> --note <note>`: (success, output).
+fn gap_action(db: &TestDatabase, action: &str, gap: i64, note: &str) -> (bool, String) {
+    let (ok, text, _) = reconctl(
+        db,
+        &[
+            "attribution",
+            action,
+            "--gap",
+            &gap.to_string(),
+            "--note",
+            note,
+        ],
+    );
+    (ok, text)
+}
+
+/// `reconctl accounts set-share --account <account> --bps <bps>`: (success, output).
+fn set_share(db: &TestDatabase, account: &str, bps: &str) -> (bool, String) {
+    let (ok, text, _) = reconctl(
+        db,
+        &["accounts", "set-share", "--account", account, "--bps", bps],
+    );
+    (ok, text)
 }
 
 fn this_month() -> Month {
@@ -48,34 +73,8 @@ async fn gap(
     amount: i64,
     month: Month,
 ) -> i64 {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO attribution_gaps (account_id, transaction_id, class, amount_minor, currency,
-             month, deadline, detected_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'CAD', $5, $6, now(), now()) RETURNING id",
-    )
-    .bind(account)
-    .bind(tx)
-    .bind(class)
-    .bind(amount)
-    .bind(month.first_day())
-    .bind(CloseCalendar::default().close_of(month))
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO attribution_transactions (account_id, transaction_id, month, kind,
-             amount_minor, currency, stored_at, verdict, gap_class, evaluated_at)
-         VALUES ($1, $2, $3, 'revenue', $4, 'CAD', now(), 'gap', $5, now())",
-    )
-    .bind(account)
-    .bind(tx)
-    .bind(month.first_day())
-    .bind(amount)
-    .bind(class)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    id
+    recon_store::testing::attribution::gap(&db.pool, account, tx, class, amount, month, "open")
+        .await
 }
 
 async fn share(db: &TestDatabase, id: &str) -> Option<i32> {
@@ -90,37 +89,14 @@ async fn share(db: &TestDatabase, id: &str) -> Option<i32> {
 async fn a_share_rate_is_set_checked_and_cleared() {
     let db = TestDatabase::create().await;
     account(&db, "acct-a", None).await;
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "accounts",
-            "set-share",
-            "--account",
-            "acct-a",
-            "--bps",
-            "250",
-        ],
-    );
+    let (ok, text) = set_share(&db, "acct-a", "250");
     assert!(ok && text.contains("250 basis points (2.50 %)"), "{text}");
     assert_eq!(share(&db, "acct-a").await, Some(250));
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "accounts",
-            "set-share",
-            "--account",
-            "acct-a",
-            "--bps",
-            "10001",
-        ],
-    );
+    let (ok, text) = set_share(&db, "acct-a", "10001");
     assert!(!ok && text.contains("10000"), "{text}");
     let (ok, text, _) = reconctl(&db, &["accounts", "set-share", "--account", "acct-a"]);
     assert!(!ok && text.contains("--bps"), "{text}");
-    let (ok, text, _) = reconctl(
-        &db,
-        &["accounts", "set-share", "--account", "nobody", "--bps", "5"],
-    );
+    let (ok, text) = set_share(&db, "nobody", "5");
     assert!(!ok && text.contains("no account \"nobody\""), "{text}");
     assert_eq!(share(&db, "acct-a").await, Some(250));
     let (ok, text, _) = reconctl(
@@ -188,56 +164,16 @@ async fn gaps_are_listed_filtered_and_worked_with_the_operator_named() {
     let (ok, text, _) = reconctl(&db, &["attribution", "gaps", "--month", "2026-13"]);
     assert!(!ok && text.contains("out of range"), "{text}");
 
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "attribution",
-            "acknowledge",
-            "--gap",
-            &first.to_string(),
-            "--note",
-            " ",
-        ],
-    );
+    let (ok, text) = gap_action(&db, "acknowledge", first, " ");
     assert!(!ok && text.contains("a note is required"), "{text}");
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "attribution",
-            "acknowledge",
-            "--gap",
-            &first.to_string(),
-            "--note",
-            "looking",
-        ],
-    );
+    let (ok, text) = gap_action(&db, "acknowledge", first, "looking");
     assert!(
         ok && text.contains("now acknowledged (by reconctl:dana)"),
         "{text}"
     );
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "attribution",
-            "acknowledge",
-            "--gap",
-            &first.to_string(),
-            "--note",
-            "again",
-        ],
-    );
+    let (ok, text) = gap_action(&db, "acknowledge", first, "again");
     assert!(!ok && text.contains("already acknowledged"), "{text}");
-    let (ok, text, _) = reconctl(
-        &db,
-        &[
-            "attribution",
-            "resolve",
-            "--gap",
-            &first.to_string(),
-            "--note",
-            "waived by finance",
-        ],
-    );
+    let (ok, text) = gap_action(&db, "resolve", first, "waived by finance");
     assert!(ok && text.contains("now resolved"), "{text}");
     let (ok, text, _) = reconctl(
         &db,
@@ -304,18 +240,7 @@ async fn a_frozen_report_prints_its_stored_bytes_and_a_live_one_its_sums() {
         ("*", "json", b"{\"frozen\": true}\n ".as_slice()),
         ("*", "csv", b"month,frozen\r\n2026-10,true\r\n".as_slice()),
     ] {
-        sqlx::query(
-            "INSERT INTO attribution_report_documents (month, scope, format, body, sha256)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(past.first_day())
-        .bind(scope)
-        .bind(format)
-        .bind(body)
-        .bind(sha256_hex(body))
-        .execute(&db.pool)
-        .await
-        .unwrap();
+        report_document(&db.pool, past, scope, format, body).await;
     }
     let (ok, _, json) = reconctl(
         &db,

@@ -9,7 +9,7 @@
 //! simulator answers `0`). The partner key covers `A` only.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -20,7 +20,9 @@ use crate::attribution_requests::{fresh_key, id_of, purchase};
 use crate::binaries::wait_until_healthy;
 use crate::binaries::{Running, derived_key, free_port, register_sim_accounts, run_ok};
 use crate::sim::{NO_RATE_LIMITS, json, listening_device, start_sim};
-use crate::stack::{AMQP_URL, base_env, start_worker};
+use crate::stack::{
+    AMQP_URL, count_reaches, sim_env, start_api, start_receiver, start_worker, webhook_flags,
+};
 
 /// The simulator's valid partner token (Helcim's test token).
 pub const VALID_PARTNER_TOKEN: &str = "f29104118c0d65";
@@ -69,30 +71,16 @@ impl AttributionStack {
             "2",
             "--transactions-per-account",
             "0",
-            "--webhook-url",
-            &webhook_url,
-            "--webhook-rate",
-            "0",
-            "--webhook-retry-base-ms",
-            "200",
-            "--webhook-max-attempts",
-            "30",
             "--no-probe",
             "--terminal-delay-ms",
             "0",
         ];
         let sim = start_sim(
-            &[&flags[..], &NO_RATE_LIMITS].concat(),
+            &[&flags[..], &webhook_flags(&webhook_url), &NO_RATE_LIMITS].concat(),
             &[("RUST_LOG", "warn".to_string())],
         )
         .await;
-        let mut env = base_env(&db, &prefix);
-        env.extend([
-            ("AMQP_RETRY_DELAYS", "200ms,500ms,1s".to_string()),
-            ("HELCIM_API_BASE_URL", format!("{}/v2", sim.url)),
-            ("HELCIM_LIMITS", "unlimited".to_string()),
-            ("RUST_LOG", "warn".to_string()),
-        ]);
+        let env = sim_env(&db, &prefix, &sim.url);
         let accounts = register_sim_accounts(&sim.url, &env, true).await;
         let merchant = |i: usize| Merchant {
             id: accounts[i]["accountId"].as_str().unwrap().to_string(),
@@ -145,10 +133,7 @@ impl AttributionStack {
         ));
 
         let mut processes = vec![sim.running];
-        let mut receiver_env = env.clone();
-        receiver_env.push(("RECEIVER_ADDR", receiver_addr.clone()));
-        processes.push(Running::start("recon-receiver", &[], &receiver_env));
-        wait_until_healthy(&format!("http://{receiver_addr}/readyz")).await;
+        processes.push(start_receiver(&env, &receiver_addr).await);
 
         let mut worker_env = vec![
             ("RECON_ATTRIBUTION", "true".to_string()),
@@ -187,12 +172,9 @@ impl AttributionStack {
         let gateway_url = format!("http://{gateway_addr}");
         wait_until_healthy(&format!("{gateway_url}/readyz")).await;
 
-        let mut api_env = env.clone();
-        api_env.push(("API_ADDR", api_addr.clone()));
-        api_env.push(("RECON_CLOCK_OFFSET_FILE", clock_file.display().to_string()));
-        processes.push(Running::start("recon-api", &[], &api_env));
-        let api_url = format!("http://{api_addr}");
-        wait_until_healthy(&format!("{api_url}/readyz")).await;
+        let clock = [("RECON_CLOCK_OFFSET_FILE", clock_file.display().to_string())];
+        let (api, api_url) = start_api(&env, &api_addr, &clock).await;
+        processes.push(api);
         AttributionStack {
             db,
             prefix,
@@ -421,19 +403,10 @@ impl AttributionStack {
         sql: &str,
         ready: impl Fn(i64) -> bool,
     ) {
-        let deadline = Instant::now() + within;
-        let mut last = -1;
-        while Instant::now() < deadline {
-            last = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()))
-                .fetch_one(&self.db.pool)
-                .await
-                .unwrap_or(-1);
-            if ready(last) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let every = Duration::from_millis(200);
+        if let Err(last) = count_reaches(&self.db.pool, within, every, sql, ready).await {
+            panic!("{what}: still {last} after {within:?} ({sql})");
         }
-        panic!("{what}: still {last} after {within:?} ({sql})");
     }
 
     /// When the transaction reached the ledger (the worker stored it).

@@ -58,44 +58,23 @@ impl Stack {
             &seed,
             "--transactions-per-account",
             &per_account,
-            "--webhook-url",
-            &webhook_url,
-            "--webhook-rate",
-            "0",
-            "--webhook-retry-base-ms",
-            "200",
-            "--webhook-max-attempts",
-            "30",
             "--hold-deliveries",
         ];
         let sim = start_sim(
-            &[&flags[..], &NO_RATE_LIMITS].concat(),
+            &[&flags[..], &webhook_flags(&webhook_url), &NO_RATE_LIMITS].concat(),
             &[
                 ("SIM_FAULTS", options.sim_faults.to_string()),
                 ("RUST_LOG", "warn".to_string()),
             ],
         )
         .await;
-        let mut env = base_env(&db, &prefix);
-        env.extend([
-            ("AMQP_RETRY_DELAYS", "200ms,500ms,1s".to_string()),
-            ("HELCIM_API_BASE_URL", format!("{}/v2", sim.url)),
-            ("HELCIM_LIMITS", "unlimited".to_string()),
-            ("RUST_LOG", "warn".to_string()),
-        ]);
+        let env = sim_env(&db, &prefix, &sim.url);
         let (sim, sim_url) = (sim.running, sim.url);
         let accounts = register_sim_accounts(&sim_url, &env, true).await;
-        let mut receiver_env = env.clone();
-        receiver_env.push(("RECEIVER_ADDR", receiver_addr.clone()));
-        let receiver = Running::start("recon-receiver", &[], &receiver_env);
-        wait_until_healthy(&format!("http://{receiver_addr}/readyz")).await;
+        let receiver = start_receiver(&env, &receiver_addr).await;
         let worker = start_worker(&env, &worker_addr, &options.worker_env);
         wait_until_healthy(&format!("http://{worker_addr}/readyz")).await;
-        let mut api_env = env.clone();
-        api_env.push(("API_ADDR", api_addr.clone()));
-        let api = Running::start("recon-api", &[], &api_env);
-        let api_url = format!("http://{api_addr}");
-        wait_until_healthy(&format!("{api_url}/readyz")).await;
+        let (api, api_url) = start_api(&env, &api_addr, &[]).await;
         Stack {
             db,
             env,
@@ -168,19 +147,11 @@ impl Stack {
         ready: impl Fn(i64) -> bool,
         sql: &str,
     ) -> i64 {
-        let deadline = Instant::now() + within;
-        let mut last = -1;
-        while Instant::now() < deadline {
-            last = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()))
-                .fetch_one(&self.db.pool)
-                .await
-                .unwrap_or(-1);
-            if ready(last) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        let every = Duration::from_millis(250);
+        match count_reaches(&self.db.pool, within, every, sql, ready).await {
+            Ok(reached) => reached,
+            Err(last) => panic!("{what}: still {last} after {within:?}"),
         }
-        panic!("{what}: still {last} after {within:?}");
     }
 
     /// Nothing waits in any queue: work, retries or dead letters.
@@ -240,6 +211,83 @@ pub fn base_env(db: &TestDatabase, prefix: &str) -> Vec<(&'static str, String)> 
         ("AMQP_URL", AMQP_URL.to_string()),
         ("AMQP_PREFIX", prefix.to_string()),
     ]
+}
+
+/// Polls the number `sql` counts every `every` until `ready` holds for it (`Ok`, the
+/// number) or `within` passed (`Err`, the last number seen; -1 when the query failed).
+pub async fn count_reaches(
+    pool: &sqlx::PgPool,
+    within: Duration,
+    every: Duration,
+    sql: &str,
+    ready: impl Fn(i64) -> bool,
+) -> Result<i64, i64> {
+    let deadline = Instant::now() + within;
+    let mut last = -1;
+    while Instant::now() < deadline {
+        last = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(pool)
+            .await
+            .unwrap_or(-1);
+        if ready(last) {
+            return Ok(last);
+        }
+        tokio::time::sleep(every).await;
+    }
+    Err(last)
+}
+
+/// The simulator's webhook delivery flags every stack uses: deliveries to `url`,
+/// unthrottled, retried quickly and long enough to outlast a restart.
+pub fn webhook_flags(url: &str) -> [&str; 8] {
+    [
+        "--webhook-url",
+        url,
+        "--webhook-rate",
+        "0",
+        "--webhook-retry-base-ms",
+        "200",
+        "--webhook-max-attempts",
+        "30",
+    ]
+}
+
+/// `base_env` plus what binaries talking to the simulator at `sim_url` need: quick
+/// queue retries and no Helcim rate limits.
+pub fn sim_env(db: &TestDatabase, prefix: &str, sim_url: &str) -> Vec<(&'static str, String)> {
+    let mut env = base_env(db, prefix);
+    env.extend([
+        ("AMQP_RETRY_DELAYS", "200ms,500ms,1s".to_string()),
+        ("HELCIM_API_BASE_URL", format!("{sim_url}/v2")),
+        ("HELCIM_LIMITS", "unlimited".to_string()),
+        ("RUST_LOG", "warn".to_string()),
+    ]);
+    env
+}
+
+/// A receiver of this stack's `env` at `addr`, once it is ready.
+pub async fn start_receiver(env: &[(&'static str, String)], addr: &str) -> Running {
+    let mut receiver_env = env.to_vec();
+    receiver_env.push(("RECEIVER_ADDR", addr.to_string()));
+    let receiver = Running::start("recon-receiver", &[], &receiver_env);
+    wait_until_healthy(&format!("http://{addr}/readyz")).await;
+    receiver
+}
+
+/// An API of this stack's `env` at `addr` with `extra` environment, once it is ready,
+/// and its base URL.
+pub async fn start_api(
+    env: &[(&'static str, String)],
+    addr: &str,
+    extra: &[(&'static str, String)],
+) -> (Running, String) {
+    let mut api_env = env.to_vec();
+    api_env.push(("API_ADDR", addr.to_string()));
+    api_env.extend(extra.iter().cloned());
+    let api = Running::start("recon-api", &[], &api_env);
+    let api_url = format!("http://{addr}");
+    wait_until_healthy(&format!("{api_url}/readyz")).await;
+    (api, api_url)
 }
 
 /// A worker of this stack's `env` at `addr`, with `extra` environment.

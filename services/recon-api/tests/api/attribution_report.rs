@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use recon_attribution::report::{GapCount, Report, Tally, sha256_hex};
 use recon_attribution::{GapClass, Kind, Month};
 use recon_store::api_keys::Role;
+use recon_store::testing::attribution::report_document;
 use serde_json::Value;
 
 use crate::gap_support::*;
@@ -46,21 +47,6 @@ fn frozen_report(month: Month) -> Report {
     )
 }
 
-async fn store_document(pool: &sqlx::PgPool, month: Month, scope: &str, format: &str, body: &[u8]) {
-    sqlx::query(
-        "INSERT INTO attribution_report_documents (month, scope, format, body, sha256)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(month.first_day())
-    .bind(scope)
-    .bind(format)
-    .bind(body)
-    .bind(sha256_hex(body))
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
 async fn get_report(api: &Harness, query: &str, key: &str, csv: bool) -> reqwest::Response {
     let mut request = api
         .http
@@ -94,10 +80,10 @@ async fn a_frozen_month_is_served_byte_for_byte_with_its_hash_and_post_close_not
     // Stored bytes the API must not re-render: a trailing space a renderer would drop.
     let mut json = whole.to_json();
     json.extend_from_slice(b" ");
-    store_document(pool, month, "*", "json", &json).await;
-    store_document(pool, month, "*", "csv", &whole.to_csv()).await;
+    report_document(pool, month, "*", "json", &json).await;
+    report_document(pool, month, "*", "csv", &whole.to_csv()).await;
     let mine = whole.only(&|a| a == ACCOUNT).to_json();
-    store_document(pool, month, ACCOUNT, "json", &mine).await;
+    report_document(pool, month, ACCOUNT, "json", &mine).await;
     sqlx::query(
         "INSERT INTO attribution_post_close_notes (month, account_id, gap_id, at, note)
          VALUES ($1, $2, $3, now(), 'evidence #9 (is-valid-partner-token: 1) arrived after the close')",

@@ -37,35 +37,16 @@ pub async fn gap(
     month: Month,
     status: &str,
 ) -> i64 {
-    let deadline = close_of(month);
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO attribution_gaps (account_id, transaction_id, class, amount_minor, currency,
-             month, deadline, status, detected_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'CAD', $5, $6, $7, now(), now()) RETURNING id",
+    let id = recon_store::testing::attribution::gap(
+        pool,
+        account,
+        transaction,
+        class,
+        amount_minor,
+        month,
+        status,
     )
-    .bind(account)
-    .bind(transaction)
-    .bind(class)
-    .bind(amount_minor)
-    .bind(month.first_day())
-    .bind(deadline)
-    .bind(status)
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO attribution_transactions (account_id, transaction_id, month, kind,
-             amount_minor, currency, stored_at, verdict, gap_class, evaluated_at)
-         VALUES ($1, $2, $3, 'revenue', $4, 'CAD', now(), 'gap', $5, now())",
-    )
-    .bind(account)
-    .bind(transaction)
-    .bind(month.first_day())
-    .bind(amount_minor)
-    .bind(class)
-    .execute(pool)
-    .await
-    .unwrap();
+    .await;
     sqlx::query(
         "INSERT INTO attribution_gap_events (gap_id, at, actor, to_status, to_class, note)
          VALUES ($1, now(), 'engine', 'open', $2, 'detected')",

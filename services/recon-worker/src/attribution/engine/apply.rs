@@ -117,46 +117,16 @@ pub async fn apply(
     match decision.step {
         Step::Nothing | Step::Insert { .. } => {}
         Step::Reclassify { class, reason } => {
-            sqlx::query(
-                "UPDATE attribution_gaps
-                    SET class = $2, reason = $3, candidates = $4, evidence_id = $5, updated_at = $6
-                  WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(class.as_str())
-            .bind(reason.map(OrphanReason::as_str))
-            .bind(&subject.candidates)
-            .bind(subject.evidence_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            set_class(conn, row.id, subject, class, reason, Reopening::No, now).await?;
             let note = match (row.state.reason, reason) {
                 (Some(from), Some(to)) if from != to => {
                     format!("orphan reason {} -> {}", from.as_str(), to.as_str())
                 }
                 _ => format!("class {} -> {}", row.state.class, class),
             };
-            event(
-                conn,
-                row.id,
-                now,
-                Some(row.state.status),
-                row.state.status,
-                Some(row.state.class),
-                class,
-                &note,
-            )
-            .await?;
+            row_event(conn, &row, now, row.state.status, class, &note).await?;
         }
         Step::ResolveByEvidence { evidence_id } => {
-            sqlx::query(
-                "UPDATE attribution_gaps SET status = 'resolved', resolution = 'evidence', updated_at = $2
-                  WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
             let note = if subject.orphan {
                 format!(
                     "evidence #{evidence_id} now matches transaction {}",
@@ -165,45 +135,10 @@ pub async fn apply(
             } else {
                 format!("evidence #{evidence_id} (is-valid-partner-token: 1) arrived")
             };
-            event(
-                conn,
-                row.id,
-                now,
-                Some(row.state.status),
-                GapStatus::Resolved,
-                Some(row.state.class),
-                row.state.class,
-                &note,
-            )
-            .await?;
-            alert(
-                conn,
-                subject,
-                Existing(row.id),
-                "gap_resolved",
-                row.state.class,
-                row.state.reason,
-                GapStatus::Resolved,
-                Some(Resolution::Evidence),
-                now,
-            )
-            .await?;
+            resolve_by_evidence(conn, &row, subject, &note, now).await?;
         }
         Step::Reopen { class, reason } => {
-            sqlx::query(
-                "UPDATE attribution_gaps
-                    SET status = 'open', resolution = NULL, class = $2, reason = $3,
-                        candidates = $4, evidence_id = $5, updated_at = $6
-                  WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(class.as_str())
-            .bind(reason.map(OrphanReason::as_str))
-            .bind(&subject.candidates)
-            .bind(subject.evidence_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            set_class(conn, row.id, subject, class, reason, Reopening::Yes, now).await?;
             let note = if subject.orphan {
                 format!(
                     "no longer matches one transaction: reopened ({})",
@@ -214,17 +149,7 @@ pub async fn apply(
                     "the evidence that resolved it no longer matches this transaction: reopened as {class}"
                 )
             };
-            event(
-                conn,
-                row.id,
-                now,
-                Some(row.state.status),
-                GapStatus::Open,
-                Some(row.state.class),
-                class,
-                &note,
-            )
-            .await?;
+            row_event(conn, &row, now, GapStatus::Open, class, &note).await?;
             alert(
                 conn,
                 subject,
@@ -274,6 +199,49 @@ pub async fn apply(
     Ok(decision)
 }
 
+/// Whether `set_class` also reopens the gap (status `open`, no resolution).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reopening {
+    No,
+    Yes,
+}
+
+/// Gives the gap its new class and reason, with the subject's candidates and deciding
+/// evidence; reopening it too when asked.
+async fn set_class(
+    conn: &mut PgConnection,
+    gap_id: i64,
+    subject: &Subject,
+    class: GapClass,
+    reason: Option<OrphanReason>,
+    reopening: Reopening,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let sql = match reopening {
+        Reopening::No => {
+            "UPDATE attribution_gaps
+                SET class = $2, reason = $3, candidates = $4, evidence_id = $5, updated_at = $6
+              WHERE id = $1"
+        }
+        Reopening::Yes => {
+            "UPDATE attribution_gaps
+                SET status = 'open', resolution = NULL, class = $2, reason = $3,
+                    candidates = $4, evidence_id = $5, updated_at = $6
+              WHERE id = $1"
+        }
+    };
+    sqlx::query(sql)
+        .bind(gap_id)
+        .bind(class.as_str())
+        .bind(reason.map(OrphanReason::as_str))
+        .bind(&subject.candidates)
+        .bind(subject.evidence_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// A live gap's amount follows its ledger transaction (a corrected amount or
 /// currency), as the report's verdict row does, so the gap, its share at risk and the
 /// escalations' money agree with the report. The change is in the audit trail.
@@ -309,17 +277,7 @@ async fn follow_amount(
         shown(before.0, before.1),
         shown(Some(amount), Some(currency))
     );
-    event(
-        conn,
-        row.id,
-        now,
-        Some(row.state.status),
-        row.state.status,
-        Some(row.state.class),
-        row.state.class,
-        &note,
-    )
-    .await
+    row_event(conn, row, now, row.state.status, row.state.class, &note).await
 }
 
 /// The ledger no longer makes the transaction revenue (stored approved, then
@@ -338,6 +296,22 @@ pub async fn not_revenue(
     if !live || now >= subject.deadline {
         return Ok(());
     }
+    let note = format!(
+        "the ledger no longer makes transaction {} revenue (not an approved purchase or capture): nothing is at risk",
+        subject.transaction_id.map_or("?".into(), |t| t.to_string())
+    );
+    resolve_by_evidence(conn, &row, subject, &note, now).await
+}
+
+/// Resolves a live gap as `evidence` (evidence arrived, or the ledger took the
+/// transaction out of revenue): the row, its audit event and its `gap_resolved` alert.
+async fn resolve_by_evidence(
+    conn: &mut PgConnection,
+    row: &Row,
+    subject: &Subject,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attribution_gaps SET status = 'resolved', resolution = 'evidence', updated_at = $2
           WHERE id = $1",
@@ -346,21 +320,7 @@ pub async fn not_revenue(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let note = format!(
-        "the ledger no longer makes transaction {} revenue (not an approved purchase or capture): nothing is at risk",
-        subject.transaction_id.map_or("?".into(), |t| t.to_string())
-    );
-    event(
-        conn,
-        row.id,
-        now,
-        Some(row.state.status),
-        GapStatus::Resolved,
-        Some(row.state.class),
-        row.state.class,
-        &note,
-    )
-    .await?;
+    row_event(conn, row, now, GapStatus::Resolved, row.state.class, note).await?;
     alert(
         conn,
         subject,
@@ -484,6 +444,29 @@ fn opened_note(subject: &Subject, class: GapClass, reason: Option<OrphanReason>)
         (_, _, Some(e)) => format!("decided by evidence #{e}"),
         _ => "detected".into(),
     }
+}
+
+/// The audit event for a change to an existing gap row: from the row's own state to
+/// `to_status` / `to_class`.
+async fn row_event(
+    conn: &mut PgConnection,
+    row: &Row,
+    at: DateTime<Utc>,
+    to_status: GapStatus,
+    to_class: GapClass,
+    note: &str,
+) -> Result<(), sqlx::Error> {
+    event(
+        conn,
+        row.id,
+        at,
+        Some(row.state.status),
+        to_status,
+        Some(row.state.class),
+        to_class,
+        note,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
