@@ -1,24 +1,13 @@
 //! `reconctl alerts republish`: alerts published before anyone bound a queue to the
 //! alerts exchange are put back in the outbox for the workers to publish again.
 
-use std::process::Command;
-
 use recon_store::testing::TestDatabase;
 
+mod support;
+
+/// `reconctl alerts <args>`.
 fn reconctl(db: &TestDatabase, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_reconctl"))
-        .args(["alerts"])
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("reconctl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    support::reconctl(db, &[&["alerts"], args].concat())
 }
 
 async fn alert(db: &TestDatabase, key: &str, kind: &str, created_at: &str) {

@@ -1,26 +1,15 @@
 //! `reconctl api-keys create|list|revoke` as an operator runs them: the built binary
 //! against a fresh Postgres database.
 
-use std::process::Command;
-
 use recon_store::api_keys::{self, Verdict};
 use recon_store::testing::TestDatabase;
+
+mod support;
 use secrecy::SecretString;
 
+/// `reconctl api-keys <args>`.
 fn reconctl(db: &TestDatabase, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_reconctl"))
-        .args(["api-keys"])
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("reconctl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    support::reconctl(db, &[&["api-keys"], args].concat())
 }
 
 fn last_line(text: &str) -> String {

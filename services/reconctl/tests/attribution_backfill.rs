@@ -9,25 +9,11 @@ use chrono::{DateTime, Utc};
 use recon_attribution::{Clock, CloseCalendar, Month};
 use recon_store::evidence::{Evidence, EvidenceStore, Outcome, Source};
 use recon_store::testing::TestDatabase;
+
+mod support;
 use recon_worker::attribution::engine::{self, Engine};
 use sqlx::PgPool;
-
-fn reconctl(db: &TestDatabase, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_reconctl"))
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "error")
-        .env_remove("RECON_CLOSE_TIMEZONE")
-        .env_remove("RECON_CLOCK_OFFSET_FILE")
-        .output()
-        .expect("reconctl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
+use support::reconctl;
 
 /// An approved purchase stored (fetched) at `stored_at`.
 async fn purchase(pool: &PgPool, id: i64, created_at: DateTime<Utc>, stored_at: DateTime<Utc>) {
