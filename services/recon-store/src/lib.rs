@@ -13,6 +13,7 @@ pub mod intake;
 pub mod keys;
 pub mod lookup;
 pub mod receipts;
+pub mod reconciliation;
 pub mod testing;
 
 pub use accounts::{AccountStore, AccountSummary, PartnerTokenSource, StoreError};

@@ -11,7 +11,12 @@ use helcim_client::{CardBatch, CardBatchId, CardTransaction, Currency, Fetched, 
 use recon_queue::WebhookEnvelope;
 use sqlx::PgPool;
 
+use recon_store::reconciliation::{Origin, after_transaction_recorded, previous_facts};
+
 use crate::reconcile::Reconciliation;
+
+mod listed;
+pub use listed::Recorded;
 
 /// What one job learnt about a transaction's batch, to store beside the transaction.
 #[derive(Debug, Clone, Copy)]
@@ -175,7 +180,24 @@ impl Ledger {
         )
         .await?;
         let reconciliation = reconcile(newer.as_ref());
-        upsert_transaction(&mut db, account, value, *sent_at, &reconciliation).await?;
+        let previous = previous_facts(&mut db, account, value.id.0).await?;
+        upsert_transaction(
+            &mut db,
+            account,
+            value,
+            *sent_at,
+            &reconciliation,
+            Origin::Webhook,
+        )
+        .await?;
+        after_transaction_recorded(
+            &mut db,
+            account,
+            value.id.0,
+            previous.as_ref(),
+            Origin::Webhook,
+        )
+        .await?;
         complete(&mut db, envelope, "reconciled").await?;
         db.commit().await?;
         Ok(batch_current)
@@ -393,6 +415,7 @@ async fn upsert_transaction(
     tx: &CardTransaction,
     fetched_at: DateTime<Utc>,
     reconciliation: &Reconciliation,
+    origin: Origin,
 ) -> Result<(), sqlx::Error> {
     let local = tx
         .raw
@@ -403,9 +426,9 @@ async fn upsert_transaction(
         "INSERT INTO card_transactions (account_id, transaction_id, card_batch_id, created_at, created_at_local,
              status, type, amount_minor, currency, card_type, card_number_masked, card_token, card_holder_name,
              customer_code, invoice_number, approval_code, avs_response, cvv_response, helcim_user, warning,
-             raw, fetched_at, reconciliation_status, reconciliation_reason, updated_at)
+             raw, fetched_at, reconciliation_status, reconciliation_reason, updated_at, discovered_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                 $21::json, $24, $22, $23, now())
+                 $21::json, $24, $22, $23, now(), $25)
          ON CONFLICT (account_id, transaction_id) DO UPDATE SET
              card_batch_id = EXCLUDED.card_batch_id, created_at = EXCLUDED.created_at,
              created_at_local = EXCLUDED.created_at_local, status = EXCLUDED.status, type = EXCLUDED.type,
@@ -445,6 +468,7 @@ async fn upsert_transaction(
     .bind(reconciliation.status())
     .bind(reconciliation.reason())
     .bind(fetched_at)
+    .bind(origin.as_str())
     .execute(&mut **db)
     .await?;
     Ok(())
