@@ -22,3 +22,19 @@ pub async fn post_transaction(
     // FOUNDATION STUB: the journal helper implements this.
     Ok(Posted::default())
 }
+
+/// Brings a closed batch's settlement entry in line with `net_minor` (the net Helcim
+/// reports for it): nothing when the active settlement entry already says it;
+/// otherwise its reversal and the new one. A zero net posts nothing. Returns what was
+/// written; the caller holds the batch's `batch_settlements` row lock.
+pub async fn post_settlement(
+    _db: &mut PgConnection,
+    _account_id: &str,
+    _card_batch_id: u64,
+    _currency: &str,
+    _net_minor: i64,
+    _closed_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Posted, sqlx::Error> {
+    // FOUNDATION STUB: the journal helper implements this.
+    Ok(Posted::default())
+}
