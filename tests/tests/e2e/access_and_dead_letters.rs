@@ -22,6 +22,7 @@ async fn a_dead_letter_is_replayed_into_the_ledger_and_the_api_respects_key_scop
         transactions_per_account: 60,
         sim_faults: &faults,
         worker_env: vec![("WORKER_MAX_RETRIES", "2".to_string())],
+        sim_env: vec![],
     })
     .await;
     let total = activity.transactions.len() as i64;

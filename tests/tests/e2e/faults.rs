@@ -18,6 +18,7 @@ async fn after_a_killed_worker_api_errors_and_a_database_outage_the_ledger_equal
         transactions_per_account: 300,
         sim_faults: r#"{"webhooks":{"duplicateRate":0.05,"reorderWindow":10}}"#,
         worker_env: vec![],
+        sim_env: vec![],
     })
     .await;
     // The worker reaches Postgres through the proxy, so the test can cut it off.

@@ -90,6 +90,7 @@ async fn a_thousand_transactions_delivered_late_twice_and_out_of_order_are_each_
         transactions_per_account: 500,
         sim_faults: r#"{"webhooks":{"duplicateRate":0.1,"reorderWindow":20,"delayRate":0.05,"delayMaxMs":2000}}"#,
         worker_env: vec![],
+        sim_env: vec![],
     })
     .await;
     let truth = stack.sim_json("/sim/truth").await;

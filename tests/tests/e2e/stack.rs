@@ -39,6 +39,8 @@ pub struct StackOptions<'a> {
     pub sim_faults: &'a str,
     /// Extra worker environment (e.g. a DATABASE_URL through a proxy).
     pub worker_env: Vec<(&'static str, String)>,
+    /// Extra simulator environment (e.g. `SIM_BATCH_CLOSE_EVERY`).
+    pub sim_env: Vec<(&'static str, String)>,
 }
 
 impl Stack {
@@ -60,12 +62,14 @@ impl Stack {
             &per_account,
             "--hold-deliveries",
         ];
+        let mut simulator_env = vec![
+            ("SIM_FAULTS", options.sim_faults.to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ];
+        simulator_env.extend(options.sim_env.iter().cloned());
         let sim = start_sim(
             &[&flags[..], &webhook_flags(&webhook_url), &NO_RATE_LIMITS].concat(),
-            &[
-                ("SIM_FAULTS", options.sim_faults.to_string()),
-                ("RUST_LOG", "warn".to_string()),
-            ],
+            &simulator_env,
         )
         .await;
         let env = sim_env(&db, &prefix, &sim.url);

@@ -40,6 +40,7 @@ async fn unreadable_answers_from_helcim_are_kept_and_only_their_own_transaction_
         transactions_per_account: 40,
         sim_faults: &faults,
         worker_env: vec![],
+        sim_env: vec![],
     })
     .await;
     let total = activity.transactions.len() as i64;
