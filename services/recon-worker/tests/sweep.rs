@@ -303,11 +303,14 @@ async fn a_batch_that_closed_since_its_transactions_were_stored_ends_closed_and_
     let counts = stack.run(Kind::Batches).await;
     assert!(counts.batches_closed >= 1, "{counts:?}");
 
-    let truth = {
-        let ledger = stack.sim.state().ledger();
-        let b = ledger.activity.batch(batch as u64).unwrap().clone();
-        b
-    };
+    let truth = stack
+        .sim
+        .state()
+        .ledger()
+        .activity
+        .batch(batch as u64)
+        .unwrap()
+        .clone();
     let (closed, net, count): (bool, Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT closed, net_sales_minor, count_total FROM card_batches
           WHERE account_id = $1 AND card_batch_id = $2",
