@@ -49,3 +49,20 @@ impl SweepSettings {
         Duration::from_secs(self.missed_webhook_grace_secs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::config::Settings;
+
+    #[test]
+    fn sweeps_run_every_five_minutes_over_two_days_unless_set_otherwise() {
+        let sweep = Settings::parse_from(["recon-worker"]).sweep;
+        assert_eq!(sweep.interval(), Some(std::time::Duration::from_secs(300)));
+        assert_eq!((sweep.days, sweep.missed_webhook_grace_secs), (2, 300));
+        let off = Settings::parse_from(["recon-worker", "--sweep-interval", "0"]).sweep;
+        assert_eq!(off.interval(), None);
+        assert!(Settings::try_parse_from(["recon-worker", "--sweep-days", "0"]).is_err());
+    }
+}
