@@ -65,6 +65,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub attribution: crate::attribution::settings::AttributionSettings,
+    #[command(flatten)]
+    pub sweep: crate::sweep::SweepSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

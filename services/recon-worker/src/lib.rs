@@ -9,6 +9,8 @@
 //! - [`consume`]: the consumer loop with graceful shutdown, [`policy`]: when to retry
 //!   and when to give up, [`inflight`]: what readiness knows of the consumer,
 //!   [`redeliveries`]: the delivery limit where the broker keeps none;
+//! - [`sweep`]: scheduled sweeps for what webhooks missed and batches that closed,
+//!   with their settlement verdicts (and `reconctl backfill`);
 //! - [`startup`]: the wiring.
 
 pub mod attribution;
@@ -24,3 +26,4 @@ pub mod process;
 pub mod reconcile;
 pub mod redeliveries;
 pub mod startup;
+pub mod sweep;

@@ -115,6 +115,16 @@ impl Worker {
             background.clone(),
         );
 
+        crate::sweep::schedule::spawn(
+            crate::sweep::Sweeper::new(
+                Ledger::new(pool.clone()),
+                crate::sweep::Clients::OfProcessor(Arc::clone(&processor)),
+                settings.sweep.grace(),
+            ),
+            &settings.sweep,
+            background.clone(),
+        );
+
         let consumer = Arc::new(ConsumerHealth::default());
         let consuming = Consuming {
             broker: Arc::clone(&broker),

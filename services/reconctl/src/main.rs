@@ -15,6 +15,7 @@ mod alerts;
 mod api_keys;
 mod attribution;
 mod attribution_render;
+mod backfill;
 mod dlq;
 mod queues;
 
@@ -64,6 +65,9 @@ enum Command {
     ApiKeys(api_keys::ApiKeysCommand),
     /// Attribution gaps and month reports: list, acknowledge, resolve, summarise.
     Attribution(attribution::AttributionArgs),
+    /// List an account's transactions of a range of Mountain Time dates at Helcim,
+    /// record what the ledger lacks, and verify the batches they are in.
+    Backfill(backfill::BackfillArgs),
 }
 
 /// The database when DATABASE_URL is not set: the local one `make run` uses.
@@ -96,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         Command::ApiKeys(command) => api_keys::run(&cli.database_url, command).await,
         Command::Attribution(args) => attribution::run(&cli.database_url, args).await,
         Command::Alerts(command) => alerts::run(&cli.database_url, command).await,
+        Command::Backfill(args) => backfill::run(&cli.database_url, args).await,
     }
 }
 
