@@ -3,6 +3,7 @@
 //! the webhook path, through the same [`after_transaction_recorded`] hook.
 
 use helcim_client::{CardBatch, CardTransaction, Fetched};
+use recon_store::reconciliation::exceptions::{self, NewException};
 use recon_store::reconciliation::{
     AfterRecord, Origin, StoredFacts, after_transaction_recorded, previous_facts,
 };
@@ -26,12 +27,18 @@ impl Ledger {
     /// Records a transaction a list call returned, judged against its batch as the
     /// ledger holds it after `batch` (when given, fetched now) is stored. Writes
     /// nothing over a newer stored answer, like the webhook path.
+    ///
+    /// `if_unknown` is raised in the same database transaction when the ledger had
+    /// never heard of the transaction (checked under the row's lock, so a webhook that
+    /// announced it meanwhile is seen): a missed webhook is recorded together with the
+    /// transaction or not at all.
     pub async fn record_listed(
         &self,
         account: &str,
         tx: &Fetched<CardTransaction>,
         batch: Option<&Fetched<CardBatch>>,
         origin: Origin,
+        if_unknown: Option<&NewException>,
     ) -> Result<Recorded, sqlx::Error> {
         let mut db = self.pool.begin().await?;
         let currency = tx.value.amount.currency;
@@ -75,9 +82,14 @@ impl Ledger {
         .await?;
         let previous = previous_facts(&mut db, account, value.id.0).await?;
         upsert_transaction(&mut db, account, value, *sent_at, &reconciliation, origin).await?;
-        let after =
+        let mut after =
             after_transaction_recorded(&mut db, account, value.id.0, previous.as_ref(), origin)
                 .await?;
+        if let (None, Some(exception)) = (&previous, if_unknown)
+            && exceptions::raise(&mut db, exception).await?
+        {
+            after.exceptions_raised += 1;
+        }
         db.commit().await?;
         Ok(Recorded { previous, after })
     }

@@ -91,25 +91,19 @@ impl Sweeper {
                 .value
                 .card_batch_id
                 .and_then(|id| batches.get_mut(&id).and_then(Option::take));
+            let missed = (decision
+                == Decision::New {
+                    missed_webhook: true,
+                })
+            .then(|| flags::missed_webhook(account, &tx.value, tx.sent_at));
             let recorded = self
                 .ledger
-                .record_listed(account, tx, batch.as_ref(), origin)
+                .record_listed(account, tx, batch.as_ref(), origin, missed.as_ref())
                 .await?;
             counts.exceptions += recorded.after.exceptions_raised;
             match decision {
                 Decision::Changed => counts.corrected += 1,
                 _ => counts.recorded += 1,
-            }
-            if decision
-                == (Decision::New {
-                    missed_webhook: true,
-                })
-            {
-                let mut db = self.ledger.pool().acquire().await?;
-                let exception = flags::missed_webhook(account, &tx.value, tx.sent_at);
-                if raise(&mut db, &exception).await? {
-                    counts.exceptions += 1;
-                }
             }
         }
         Ok(())
