@@ -22,6 +22,7 @@ bench: services
 	$(CARGO) bench -p recon-e2e --bench pipeline
 	$(CARGO) bench -p recon-e2e --bench gateway
 	$(CARGO) bench -p recon-e2e --bench attribution
+	$(CARGO) bench -p recon-e2e --bench reconciliation
 
 ## lint: formatting, clippy and the dependency rules (one TLS crypto provider, no HTTP
 ##       client in recon-api), as CI checks them.
