@@ -259,8 +259,12 @@ pub fn plan_in_batch(
     desired: Option<(EntryKind, Vec<Line>)>,
     desired_batch: Option<u64>,
 ) -> Plan {
-    let moved = matches!((&active, &desired), (Some((_, _, batch)), Some(_)) if *batch != desired_batch);
-    let planned = plan(active.map(|(kind, lines, _)| (kind, lines)), desired.clone());
+    let moved =
+        matches!((&active, &desired), (Some((_, _, batch)), Some(_)) if *batch != desired_batch);
+    let planned = plan(
+        active.map(|(kind, lines, _)| (kind, lines)),
+        desired.clone(),
+    );
     if moved && planned.is_empty() {
         Plan {
             reverse_active: true,

@@ -253,9 +253,11 @@ impl Books {
     fn from_scratch(&self) -> BatchBalances {
         let mut balances = BatchBalances::new();
         for (tx, row) in &self.rows {
-            if let Some((_, lines)) =
-                transaction_entry(self.movement(&self.rows, *tx), row.amount_minor, row.currency)
-            {
+            if let Some((_, lines)) = transaction_entry(
+                self.movement(&self.rows, *tx),
+                row.amount_minor,
+                row.currency,
+            ) {
                 add_to_balances(balances.entry(row.batch).or_default(), &lines);
             }
         }
@@ -319,14 +321,16 @@ fn versions(transactions: usize) -> impl Strategy<Value = Vec<Version>> {
         picked
             .into_iter()
             .enumerate()
-            .map(|(i, (tx, (status, amount_minor, currency, batch)))| Version {
-                tx,
-                status,
-                amount_minor,
-                currency,
-                batch,
-                fetched_at: i as u64,
-            })
+            .map(
+                |(i, (tx, (status, amount_minor, currency, batch)))| Version {
+                    tx,
+                    status,
+                    amount_minor,
+                    currency,
+                    batch,
+                    fetched_at: i as u64,
+                },
+            )
             .collect()
     })
 }

@@ -118,8 +118,7 @@ const fn posted(entries: u32, corrections: u32) -> Posted {
 }
 
 #[tokio::test]
-async fn a_changed_amount_posts_a_correction_and_the_new_entry_and_posting_again_changes_nothing()
-{
+async fn a_changed_amount_posts_a_correction_and_the_new_entry_and_posting_again_changes_nothing() {
     let db = TestDatabase::create().await;
     let mut sale = tx(1, "purchase", 1_200);
     assert_eq!(record(&db.pool, &sale).await, posted(1, 0));
@@ -136,7 +135,9 @@ async fn a_changed_amount_posts_a_correction_and_the_new_entry_and_posting_again
         balances(&db.pool).await,
         cad(&[("card_clearing", 1_500), ("sales", -1_500)])
     );
-    let entries = journal::entries(&db.pool, ACCOUNT, None, 100).await.unwrap();
+    let entries = journal::entries(&db.pool, ACCOUNT, None, 100)
+        .await
+        .unwrap();
     assert_eq!(
         entries.iter().map(|e| e.kind).collect::<Vec<_>>(),
         [EntryKind::Sale, EntryKind::Correction, EntryKind::Sale]
@@ -154,8 +155,7 @@ async fn a_changed_amount_posts_a_correction_and_the_new_entry_and_posting_again
         correction.memo
     );
     assert_eq!(
-        entries[2].memo,
-        "Sale: approved purchase 1 of 15.00 CAD",
+        entries[2].memo, "Sale: approved purchase 1 of 15.00 CAD",
         "the memo says what happened"
     );
     assert_eq!(entries[2].effective_at, sale.created);
@@ -188,13 +188,11 @@ async fn declined_preauth_verify_and_pending_transactions_post_nothing() {
         ..tx(4, "purchase", 900)
     };
     assert_eq!(record(&db.pool, &held).await, posted(0, 0));
-    sqlx::query(
-        "INSERT INTO card_transactions (account_id, transaction_id) VALUES ($1, 5)",
-    )
-    .bind(ACCOUNT)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO card_transactions (account_id, transaction_id) VALUES ($1, 5)")
+        .bind(ACCOUNT)
+        .execute(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(post(&db.pool, 5).await, posted(0, 0), "pending");
     assert_eq!(post(&db.pool, 6).await, posted(0, 0), "never heard of");
     assert!(kinds(&db.pool).await.is_empty());
@@ -260,7 +258,11 @@ async fn a_reverse_recorded_before_its_refund_is_reclassified_when_the_refund_ar
     assert_eq!(record(&db.pool, &refund).await, posted(4, 2));
     assert_eq!(
         balances(&db.pool).await,
-        cad(&[("card_clearing", -4_500), ("refunds", 2_500), ("sales_reversed", 2_000)])
+        cad(&[
+            ("card_clearing", -4_500),
+            ("refunds", 2_500),
+            ("sales_reversed", 2_000)
+        ])
     );
     // Another card's reverse is not touched by this refund.
     let other = Tx {
@@ -284,7 +286,9 @@ async fn settlement_after_sales_and_refunds_leaves_the_batch_clearing_at_zero() 
     };
     record(&db.pool, &elsewhere).await;
     assert_eq!(
-        journal::batch_clearing(&db.pool, ACCOUNT, 77).await.unwrap(),
+        journal::batch_clearing(&db.pool, ACCOUNT, 77)
+            .await
+            .unwrap(),
         [("CAD".to_string(), 6_800)]
     );
     let settle = |net: i64| {
@@ -301,18 +305,24 @@ async fn settlement_after_sales_and_refunds_leaves_the_batch_clearing_at_zero() 
     // Helcim reports less than the ledger holds: the residue is the difference.
     assert_eq!(settle(6_500).await, posted(1, 0));
     assert_eq!(
-        journal::batch_clearing(&db.pool, ACCOUNT, 77).await.unwrap(),
+        journal::batch_clearing(&db.pool, ACCOUNT, 77)
+            .await
+            .unwrap(),
         [("CAD".to_string(), 300)]
     );
     // Helcim's net is corrected: the settlement is reversed and posted again.
     assert_eq!(settle(6_800).await, posted(2, 1));
     assert_eq!(settle(6_800).await, posted(0, 0), "idempotent");
     assert_eq!(
-        journal::batch_clearing(&db.pool, ACCOUNT, 77).await.unwrap(),
+        journal::batch_clearing(&db.pool, ACCOUNT, 77)
+            .await
+            .unwrap(),
         [("CAD".to_string(), 0)]
     );
     assert_eq!(
-        journal::batch_clearing(&db.pool, ACCOUNT, 78).await.unwrap(),
+        journal::batch_clearing(&db.pool, ACCOUNT, 78)
+            .await
+            .unwrap(),
         [("CAD".to_string(), 999)],
         "another batch is its own"
     );
@@ -325,7 +335,9 @@ async fn settlement_after_sales_and_refunds_leaves_the_batch_clearing_at_zero() 
             ("settlement_receivable", 6_800),
         ])
     );
-    let entries = journal::entries(&db.pool, ACCOUNT, None, 100).await.unwrap();
+    let entries = journal::entries(&db.pool, ACCOUNT, None, 100)
+        .await
+        .unwrap();
     let settlement = entries.last().unwrap();
     assert_eq!(settlement.kind, EntryKind::Settlement);
     assert_eq!(settlement.transaction_id, None);
@@ -342,11 +354,15 @@ async fn a_transaction_moved_to_another_batch_moves_its_entry() {
     sale.batch = 78;
     assert_eq!(record(&db.pool, &sale).await, posted(2, 1));
     assert_eq!(
-        journal::batch_clearing(&db.pool, ACCOUNT, 77).await.unwrap(),
+        journal::batch_clearing(&db.pool, ACCOUNT, 77)
+            .await
+            .unwrap(),
         [("CAD".to_string(), 0)]
     );
     assert_eq!(
-        journal::batch_clearing(&db.pool, ACCOUNT, 78).await.unwrap(),
+        journal::batch_clearing(&db.pool, ACCOUNT, 78)
+            .await
+            .unwrap(),
         [("CAD".to_string(), 700)]
     );
     db.drop_now().await;
@@ -371,15 +387,20 @@ async fn balances_at_a_time_are_what_the_journal_said_then() {
         .collect();
     assert_eq!(
         then,
-        [(JournalAccount::CardClearing, 1_000), (JournalAccount::Sales, -1_000)]
+        [
+            (JournalAccount::CardClearing, 1_000),
+            (JournalAccount::Sales, -1_000)
+        ]
     );
     assert_eq!(
         balances(&db.pool).await,
         cad(&[("card_clearing", 4_000), ("sales", -4_000)])
     );
-    assert!(journal::balances(&db.pool, "someone-else", None)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        journal::balances(&db.pool, "someone-else", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     db.drop_now().await;
 }

@@ -38,7 +38,9 @@ async fn entries(pool: &PgPool) -> i64 {
 #[tokio::test]
 async fn a_balanced_entry_goes_in_and_an_unbalanced_one_is_refused_at_commit() {
     let db = TestDatabase::create().await;
-    run(&db.pool, SALE).await.expect("a balanced entry is accepted");
+    run(&db.pool, SALE)
+        .await
+        .expect("a balanced entry is accepted");
     let error = run(
         &db.pool,
         &[
@@ -66,8 +68,10 @@ async fn a_balanced_entry_goes_in_and_an_unbalanced_one_is_refused_at_commit() {
     assert!(message(error).contains("does not balance"));
     let error = run(
         &db.pool,
-        &["INSERT INTO journal_entries (id, account_id, kind, transaction_id, effective_at, memo)
-           OVERRIDING SYSTEM VALUE VALUES (4, 'acct', 'sale', 13, now(), 'no lines')"],
+        &[
+            "INSERT INTO journal_entries (id, account_id, kind, transaction_id, effective_at, memo)
+           OVERRIDING SYSTEM VALUE VALUES (4, 'acct', 'sale', 13, now(), 'no lines')",
+        ],
     )
     .await
     .unwrap_err();

@@ -28,9 +28,9 @@ pub(super) fn transaction(
         Movement::SaleReversed => format!(
             "Sale reversed: approved reverse {transaction_id} of {amount} voids a purchase or capture"
         ),
-        Movement::RefundReversed => format!(
-            "Refund reversed: approved reverse {transaction_id} of {amount} voids a refund"
-        ),
+        Movement::RefundReversed => {
+            format!("Refund reversed: approved reverse {transaction_id} of {amount} voids a refund")
+        }
         Movement::None => format!("Transaction {transaction_id} moves no money"),
     }
 }
@@ -118,11 +118,27 @@ mod tests {
             "Sale: approved capture 7 of 15.00 CAD"
         );
         assert_eq!(
-            transaction_now(7, Movement::None, "DECLINED", "purchase", 1500, "CAD", Some(3)),
+            transaction_now(
+                7,
+                Movement::None,
+                "DECLINED",
+                "purchase",
+                1500,
+                "CAD",
+                Some(3)
+            ),
             "transaction 7 now moves no money (DECLINED purchase, 15.00 CAD)"
         );
         assert_eq!(
-            transaction_now(7, Movement::RefundReversed, "APPROVED", "reverse", 900, "USD", Some(3)),
+            transaction_now(
+                7,
+                Movement::RefundReversed,
+                "APPROVED",
+                "reverse",
+                900,
+                "USD",
+                Some(3)
+            ),
             "transaction 7 now reads refund reversed of 9.00 USD in batch 3"
         );
     }

@@ -26,10 +26,10 @@ pub async fn post_settlement(
         active_entries_json!(),
         " AND e.account_id = $1 AND e.card_batch_id = $2 AND e.kind = 'settlement')"
     ))
-        .bind(account_id)
-        .bind(card_batch_id as i64)
-        .fetch_one(&mut *db)
-        .await?;
+    .bind(account_id)
+    .bind(card_batch_id as i64)
+    .fetch_one(&mut *db)
+    .await?;
     let active = store::parse_active(active)?;
     let desired = settlement_lines(net_minor, currency).map(|lines| (EntryKind::Settlement, lines));
     let target = Target {
