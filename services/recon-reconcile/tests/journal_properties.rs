@@ -59,6 +59,10 @@ struct Books {
     entries: Vec<Entry>,
 }
 
+/// What posting one transaction leaves to do: the reverses to re-post, and the
+/// amount and currency of the entry it replaced (when they changed).
+type FollowUp = (Vec<u64>, Option<(i64, String)>);
+
 /// Balances per batch as well: a batch's clearing must come out the same too.
 type BatchBalances = BTreeMap<u64, Balances>;
 
@@ -171,7 +175,7 @@ impl Books {
     }
 
     /// `post_one` of the store: returns the related reverses and the replaced amount.
-    fn post_one(&mut self, tx: u64) -> Option<(Vec<u64>, Option<(i64, String)>)> {
+    fn post_one(&mut self, tx: u64) -> Option<FollowUp> {
         let row = self.rows.get(&tx)?.clone();
         let kind = self.identities[&tx].kind;
         let movement = self.movement(&self.rows, tx);
@@ -250,7 +254,7 @@ impl Books {
     }
 
     /// The final rows posted from scratch, each once, no history.
-    fn from_scratch(&self) -> BatchBalances {
+    fn posted_from_scratch(&self) -> BatchBalances {
         let mut balances = BatchBalances::new();
         for (tx, row) in &self.rows {
             if let Some((_, lines)) = transaction_entry(
@@ -365,8 +369,8 @@ proptest! {
         }
         ordered.check_entries()?;
         replayed.check_entries()?;
-        prop_assert_eq!(ordered.balances(), ordered.from_scratch());
-        prop_assert_eq!(replayed.balances(), replayed.from_scratch());
+        prop_assert_eq!(ordered.balances(), ordered.posted_from_scratch());
+        prop_assert_eq!(replayed.balances(), replayed.posted_from_scratch());
         prop_assert_eq!(replayed.balances(), ordered.balances());
 
         // Delivered again (an older answer, or the same): nothing more is posted.
