@@ -275,6 +275,32 @@ async fn a_reverse_recorded_before_its_refund_is_reclassified_when_the_refund_ar
 }
 
 #[tokio::test]
+async fn a_reverse_without_an_invoice_number_is_a_sale_reversed() {
+    let db = TestDatabase::create().await;
+    record(&db.pool, &tx(1, "refund", 300)).await;
+    let reverse = tx(2, "reverse", 300);
+    record(&db.pool, &reverse).await;
+    sqlx::query(
+        "UPDATE card_transactions SET invoice_number = NULL WHERE transaction_id IN (1, 2)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // The reverse no longer finds the refund: it is reclassified on its next posting.
+    assert_eq!(post(&db.pool, 2).await, posted(2, 1));
+    assert_eq!(
+        kinds(&db.pool).await,
+        [
+            EntryKind::Refund,
+            EntryKind::RefundReversed,
+            EntryKind::Correction,
+            EntryKind::SaleReversed
+        ]
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn settlement_after_sales_and_refunds_leaves_the_batch_clearing_at_zero() {
     let db = TestDatabase::create().await;
     record(&db.pool, &tx(1, "purchase", 5_000)).await;

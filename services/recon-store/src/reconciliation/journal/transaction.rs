@@ -84,6 +84,10 @@ struct Outcome {
 
 /// One round trip reads (and locks) the row with everything posting needs; then at
 /// most two statements append the correction and the new entry.
+///
+/// Originals are matched on an equal invoice number (SQL `=`, so a transaction with no
+/// invoice number is nobody's original): that keeps the lookup on the
+/// `card_transactions_invoice` index instead of reading all of an account's rows.
 async fn post_one(
     db: &mut PgConnection,
     account_id: &str,
@@ -104,7 +108,7 @@ async fn post_one(
                      FROM card_transactions o
                      WHERE o.account_id = $1 AND o.transaction_id <> $2
                        AND o.card_token IS NOT DISTINCT FROM tx.card_token
-                       AND o.invoice_number IS NOT DISTINCT FROM tx.invoice_number
+                       AND o.invoice_number = tx.invoice_number
                        AND o.amount_minor = tx.amount_minor AND o.currency = tx.currency
                        AND o.created_at <= tx.created_at)
                 END AS candidates,
@@ -112,7 +116,7 @@ async fn post_one(
                     ARRAY(SELECT o.transaction_id FROM card_transactions o
                           WHERE o.account_id = $1 AND o.transaction_id <> $2 AND o.type = 'reverse'
                             AND o.card_token IS NOT DISTINCT FROM tx.card_token
-                            AND o.invoice_number IS NOT DISTINCT FROM tx.invoice_number
+                            AND o.invoice_number = tx.invoice_number
                             AND o.amount_minor = tx.amount_minor AND o.currency = tx.currency)
                 END AS related_reverses
          FROM tx"
@@ -245,7 +249,7 @@ async fn related_reverses(
          JOIN card_transactions o ON o.account_id = tx.account_id
              AND o.transaction_id <> tx.transaction_id AND o.type = 'reverse'
              AND o.card_token IS NOT DISTINCT FROM tx.card_token
-             AND o.invoice_number IS NOT DISTINCT FROM tx.invoice_number
+             AND o.invoice_number = tx.invoice_number
              AND o.amount_minor = $3 AND o.currency = $4
          WHERE tx.account_id = $1 AND tx.transaction_id = $2",
     )
