@@ -251,6 +251,38 @@ pub fn plan(active: Option<(EntryKind, &[Line])>, desired: Option<(EntryKind, Ve
     }
 }
 
+/// [`plan`] for an entry that also belongs to a card batch (transaction entries carry
+/// their batch, so a batch's clearing can be summed): the same lines in another batch
+/// are a change too, posted as the reversal in the old batch and the entry in the new.
+pub fn plan_in_batch(
+    active: Option<(EntryKind, &[Line], Option<u64>)>,
+    desired: Option<(EntryKind, Vec<Line>)>,
+    desired_batch: Option<u64>,
+) -> Plan {
+    let moved =
+        matches!((&active, &desired), (Some((_, _, batch)), Some(_)) if *batch != desired_batch);
+    let planned = plan(
+        active.map(|(kind, lines, _)| (kind, lines)),
+        desired.clone(),
+    );
+    if moved && planned.is_empty() {
+        Plan {
+            reverse_active: true,
+            post: desired,
+        }
+    } else {
+        planned
+    }
+}
+
+/// The amount and currency a transaction or settlement entry records: its first line
+/// (the debit of the movement), unsigned. `None` for no lines.
+pub fn entry_amount(lines: &[Line]) -> Option<(i64, &str)> {
+    lines
+        .first()
+        .map(|line| (line.amount_minor.abs(), line.currency.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +335,26 @@ mod tests {
         let first = plan(None, Some((kind, lines.clone())));
         assert!(!first.reverse_active && first.post.is_some());
         assert!(is_balanced(&reversal(&lines)));
+    }
+
+    #[test]
+    fn the_same_entry_in_another_batch_is_moved() {
+        let (kind, lines) = transaction_entry(Movement::Sale, 100, "CAD").unwrap();
+        let stay = plan_in_batch(
+            Some((kind, &lines, Some(7))),
+            Some((kind, lines.clone())),
+            Some(7),
+        );
+        assert!(stay.is_empty());
+        let moved = plan_in_batch(
+            Some((kind, &lines, Some(7))),
+            Some((kind, lines.clone())),
+            Some(8),
+        );
+        assert!(moved.reverse_active && moved.post == Some((kind, lines.clone())));
+        let gone = plan_in_batch(Some((kind, &lines, Some(7))), None, Some(8));
+        assert!(gone.reverse_active && gone.post.is_none());
+        assert_eq!(entry_amount(&lines), Some((100, "CAD")));
+        assert_eq!(entry_amount(&reversal(&lines)), Some((100, "CAD")));
     }
 }

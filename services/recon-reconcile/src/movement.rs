@@ -80,6 +80,12 @@ pub fn is_known_status(status: &str) -> bool {
     matches!(status, "APPROVED" | "APPROVAL" | "DECLINED")
 }
 
+/// A type a reverse can undo (a purchase, capture or refund): recording one of these
+/// may change what a reverse of the same card, invoice and amount undoes.
+pub fn is_reversible_kind(kind: &str) -> bool {
+    matches!(kind, "purchase" | "capture" | "refund")
+}
+
 /// A transaction type this version knows.
 pub fn is_known_kind(kind: &str) -> bool {
     matches!(
@@ -144,7 +150,7 @@ pub fn reverses_refund(reverse: &Candidate<'_>, others: &[Candidate<'_>]) -> boo
         .filter(|o| {
             o.id != reverse.id
                 && is_approved(o.status)
-                && matches!(o.kind, "purchase" | "capture" | "refund")
+                && is_reversible_kind(o.kind)
                 && o.amount_minor == reverse.amount_minor
                 && o.currency == reverse.currency
                 && o.invoice_number == reverse.invoice_number

@@ -559,7 +559,6 @@ async fn each_transaction_a_sweep_found_is_a_missed_webhook_and_a_clean_run_flag
 }
 
 #[tokio::test]
-#[ignore = "needs the journal part (journal::post_settlement, post_transaction) merged"]
 async fn a_balanced_batch_settles_its_clearing_to_zero() {
     let stack = stack(300).await;
     stack.run(Kind::Completeness).await;

@@ -17,6 +17,7 @@ mod attribution;
 mod attribution_render;
 mod backfill;
 mod dlq;
+mod journal;
 mod queues;
 
 use clap::{Parser, Subcommand};
@@ -26,7 +27,7 @@ use secrecy::ExposeSecret;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Operate helcim-recon: migrate, accounts, keys, queues, attribution.",
+    about = "Operate helcim-recon: migrate, accounts, keys, queues, attribution, journal.",
     after_help = "Secrets, from the environment only (or from the file NAME_FILE names):
   DATABASE_URL  Postgres (default: the local helcim_recon database)
   AMQP_URL      RabbitMQ, for queues and dlq (default: the local broker)"
@@ -68,6 +69,8 @@ enum Command {
     /// List an account's transactions of a range of Mountain Time dates at Helcim,
     /// record what the ledger lacks, and verify the batches they are in.
     Backfill(backfill::BackfillArgs),
+    /// The double-entry journal: balances and entries of an account.
+    Journal(journal::JournalArgs),
 }
 
 /// The database when DATABASE_URL is not set: the local one `make run` uses.
@@ -101,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Attribution(args) => attribution::run(&cli.database_url, args).await,
         Command::Alerts(command) => alerts::run(&cli.database_url, command).await,
         Command::Backfill(args) => backfill::run(&cli.database_url, args).await,
+        Command::Journal(args) => journal::run(&cli.database_url, args).await,
     }
 }
 

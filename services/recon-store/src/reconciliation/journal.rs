@@ -1,8 +1,40 @@
 //! The journal in Postgres: posting a transaction's entry (and its corrections), a
 //! batch's settlement, and reading balances. The rules are `recon_reconcile::journal`;
 //! the database enforces balance and immutability on its own.
+//!
+//! Posting always recomputes what the journal should say from the stored rows and
+//! compares it with the source's **active** entry (its entry that no correction has
+//! reversed): the same, nothing is written (so posting twice is harmless); different,
+//! the active entry's exact reversal (a `correction`) and the new entry are appended.
 
-use sqlx::PgConnection;
+/// SQL (a scalar subquery over `journal_entries e`, whose `WHERE` the caller goes on
+/// with, then closes with `)`) that renders the matching non-correction entries that
+/// nothing reverses, with their lines, as a JSON array, oldest first. A macro so that
+/// the queries stay literal strings.
+macro_rules! active_entries_json {
+    () => {
+        "(SELECT COALESCE(json_agg(json_build_object(
+        'id', e.id, 'kind', e.kind, 'card_batch_id', e.card_batch_id,
+        'effective_at', e.effective_at,
+        'lines', (SELECT json_agg(json_build_object(
+                      'account', l.ledger_account, 'currency', l.currency,
+                      'amount_minor', l.amount_minor) ORDER BY l.line_no)
+                  FROM journal_lines l WHERE l.entry_id = e.id)) ORDER BY e.id), '[]'::json)
+     FROM journal_entries e
+     WHERE e.kind <> 'correction'
+       AND NOT EXISTS (SELECT 1 FROM journal_entries c WHERE c.reverses_entry_id = e.id)"
+    };
+}
+
+mod memo;
+mod read;
+mod settlement;
+mod store;
+mod transaction;
+
+pub use read::{Balance, Entry, balances, batch_clearing, entries};
+pub use settlement::post_settlement;
+pub use transaction::post_transaction;
 
 /// What a posting wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -11,30 +43,9 @@ pub struct Posted {
     pub corrections: u32,
 }
 
-/// Brings the transaction's journal entry in line with its stored row: nothing when
-/// the active entry already says the same, otherwise the reversal of the active entry
-/// and the entry that is right now. Callers hold the row's lock (they just wrote it).
-pub async fn post_transaction(
-    _db: &mut PgConnection,
-    _account_id: &str,
-    _transaction_id: u64,
-) -> Result<Posted, sqlx::Error> {
-    // FOUNDATION STUB: the journal helper implements this.
-    Ok(Posted::default())
-}
-
-/// Brings a closed batch's settlement entry in line with `net_minor` (the net Helcim
-/// reports for it): nothing when the active settlement entry already says it;
-/// otherwise its reversal and the new one. A zero net posts nothing. Returns what was
-/// written; the caller holds the batch's `batch_settlements` row lock.
-pub async fn post_settlement(
-    _db: &mut PgConnection,
-    _account_id: &str,
-    _card_batch_id: u64,
-    _currency: &str,
-    _net_minor: i64,
-    _closed_at: chrono::DateTime<chrono::Utc>,
-) -> Result<Posted, sqlx::Error> {
-    // FOUNDATION STUB: the journal helper implements this.
-    Ok(Posted::default())
+impl Posted {
+    fn add(&mut self, other: Posted) {
+        self.entries += other.entries;
+        self.corrections += other.corrections;
+    }
 }
