@@ -92,14 +92,8 @@ pub async fn raise(db: &mut PgConnection, exception: &NewException) -> Result<bo
     else {
         return Ok(false);
     };
-    let reopened = workflow::apply(
-        db,
-        &locked,
-        ExceptionAction::Reopen,
-        SYSTEM_ACTOR,
-        None,
-    )
-    .await?;
+    let reopened =
+        workflow::apply(db, &locked, ExceptionAction::Reopen, SYSTEM_ACTOR, None).await?;
     if reopened.is_err() {
         return Ok(false);
     }

@@ -43,9 +43,7 @@ pub(crate) struct Twin {
 
 /// `12.00 CAD`: exact, in the currency's minor digits.
 pub(crate) fn money(minor: i64, currency: &str) -> String {
-    let digits = currency
-        .parse::<Currency>()
-        .map_or(2, |c| c.minor_digits());
+    let digits = currency.parse::<Currency>().map_or(2, |c| c.minor_digits());
     format!("{} {currency}", format_minor_units(minor, digits))
 }
 
@@ -179,7 +177,10 @@ pub(crate) fn currency_mismatch(
     }
     let mut why = Vec::new();
     if let Some(was) = was {
-        why.push(format!("currency changed at Helcim from {was} to {}", now.currency));
+        why.push(format!(
+            "currency changed at Helcim from {was} to {}",
+            now.currency
+        ));
     }
     if let Some(batch) = batch {
         why.push(format!(
@@ -253,7 +254,10 @@ pub(crate) fn duplicate_suspect(account_id: &str, now: &Current, twin: &Twin) ->
         (other, this)
     };
     let apart = (later_at - earlier_at).num_seconds();
-    let card = now.card_number_masked.as_deref().unwrap_or("(no card number)");
+    let card = now
+        .card_number_masked
+        .as_deref()
+        .unwrap_or("(no card number)");
     NewException {
         account_id: account_id.to_string(),
         class: ExceptionClass::DuplicateSuspect,
@@ -372,7 +376,11 @@ mod tests {
         assert_eq!(batch_only.dedupe_key, "currency_mismatch:tx:7:USD");
         assert_eq!(both.dedupe_key, batch_only.dedupe_key);
         assert!(both.summary.contains("from CAD to USD"), "{}", both.summary);
-        assert!(both.summary.contains("batch 3 is in CAD"), "{}", both.summary);
+        assert!(
+            both.summary.contains("batch 3 is in CAD"),
+            "{}",
+            both.summary
+        );
     }
 
     #[test]

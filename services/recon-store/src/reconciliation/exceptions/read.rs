@@ -215,7 +215,10 @@ pub async fn list(
     .bind(i64::from(limit) + 1)
     .fetch_all(pool)
     .await?;
-    let mut exceptions = rows.iter().map(exception_of).collect::<Result<Vec<_>, _>>()?;
+    let mut exceptions = rows
+        .iter()
+        .map(exception_of)
+        .collect::<Result<Vec<_>, _>>()?;
     let more = exceptions.len() > limit as usize;
     exceptions.truncate(limit as usize);
     let next_after_id = if more {

@@ -99,7 +99,9 @@ async fn current(
         status: row
             .try_get::<Option<String>, _>("status")?
             .unwrap_or_default(),
-        kind: row.try_get::<Option<String>, _>("type")?.unwrap_or_default(),
+        kind: row
+            .try_get::<Option<String>, _>("type")?
+            .unwrap_or_default(),
         amount_minor: row.try_get("amount_minor")?,
         currency: row.try_get("currency")?,
         card_batch_id: row.try_get("card_batch_id")?,

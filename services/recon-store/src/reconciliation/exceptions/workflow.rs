@@ -57,13 +57,15 @@ pub(crate) async fn lock_by_id(
     db: &mut PgConnection,
     id: i64,
 ) -> Result<Option<Locked>, sqlx::Error> {
-    sqlx::query("SELECT id, status, resolution FROM reconciliation_exceptions WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-        .as_ref()
-        .map(locked_of)
-        .transpose()
+    sqlx::query(
+        "SELECT id, status, resolution FROM reconciliation_exceptions WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .as_ref()
+    .map(locked_of)
+    .transpose()
 }
 
 /// Writes the audit event of a step (the table refuses updates and deletes).
