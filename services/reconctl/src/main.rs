@@ -16,6 +16,7 @@ mod api_keys;
 mod attribution;
 mod attribution_render;
 mod dlq;
+mod exceptions;
 mod queues;
 
 use clap::{Parser, Subcommand};
@@ -25,7 +26,7 @@ use secrecy::ExposeSecret;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Operate helcim-recon: migrate, accounts, keys, queues, attribution.",
+    about = "Operate helcim-recon: migrate, accounts, keys, queues, attribution, exceptions.",
     after_help = "Secrets, from the environment only (or from the file NAME_FILE names):
   DATABASE_URL  Postgres (default: the local helcim_recon database)
   AMQP_URL      RabbitMQ, for queues and dlq (default: the local broker)"
@@ -64,6 +65,8 @@ enum Command {
     ApiKeys(api_keys::ApiKeysCommand),
     /// Attribution gaps and month reports: list, acknowledge, resolve, summarise.
     Attribution(attribution::AttributionArgs),
+    /// Reconciliation exceptions: list, show, acknowledge, resolve.
+    Exceptions(exceptions::ExceptionsArgs),
 }
 
 /// The database when DATABASE_URL is not set: the local one `make run` uses.
@@ -96,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         Command::ApiKeys(command) => api_keys::run(&cli.database_url, command).await,
         Command::Attribution(args) => attribution::run(&cli.database_url, args).await,
         Command::Alerts(command) => alerts::run(&cli.database_url, command).await,
+        Command::Exceptions(args) => exceptions::run(&cli.database_url, args).await,
     }
 }
 

@@ -18,7 +18,7 @@ mod read;
 mod recorded;
 mod workflow;
 
-use recon_reconcile::{ExceptionAction, ExceptionStatus};
+use recon_reconcile::ExceptionAction;
 use sqlx::PgConnection;
 
 pub use actions::{ActionError, acknowledge, resolve};
@@ -27,6 +27,7 @@ pub use read::{
     DEFAULT_LIMIT, Exception, ExceptionEvent, ExceptionFilter, MAX_LIMIT, Page, Resolution, get,
     list,
 };
+pub use recon_reconcile::{ExceptionClass, ExceptionStatus};
 pub use recorded::{on_transaction_recorded, on_transaction_recorded_within};
 pub use workflow::SYSTEM_ACTOR;
 
