@@ -23,6 +23,8 @@ struct Tx {
     batch: Option<i64>,
     created: DateTime<Utc>,
     token: &'static str,
+    /// Fetched before the stored answer: the upsert leaves the row alone.
+    stale: bool,
 }
 
 fn t0() -> DateTime<Utc> {
@@ -39,6 +41,7 @@ fn purchase(id: i64) -> Tx {
         batch: Some(50),
         created: t0(),
         token: TOKEN,
+        stale: false,
     }
 }
 
@@ -66,13 +69,16 @@ async fn record(db: &TestDatabase, tx: &Tx, origin: Origin) -> (Option<StoredFac
         "INSERT INTO card_transactions (account_id, transaction_id, card_batch_id, created_at,
              status, type, amount_minor, currency, card_number_masked, card_token, raw, fetched_at,
              reconciliation_status, discovered_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '4111********1111', $9, '{}', clock_timestamp(),
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '4111********1111', $9, '{}',
+                 CASE WHEN $11 THEN now() - interval '1 day' ELSE clock_timestamp() END,
                  'matched', $10)
          ON CONFLICT (account_id, transaction_id) DO UPDATE SET
              card_batch_id = EXCLUDED.card_batch_id, created_at = EXCLUDED.created_at,
              status = EXCLUDED.status, type = EXCLUDED.type, amount_minor = EXCLUDED.amount_minor,
              currency = EXCLUDED.currency, card_token = EXCLUDED.card_token, raw = EXCLUDED.raw,
-             fetched_at = EXCLUDED.fetched_at, reconciliation_status = 'matched'",
+             fetched_at = EXCLUDED.fetched_at, reconciliation_status = 'matched'
+         WHERE card_transactions.fetched_at IS NULL
+            OR EXCLUDED.fetched_at >= card_transactions.fetched_at",
     )
     .bind(ACCOUNT)
     .bind(tx.id)
@@ -84,6 +90,7 @@ async fn record(db: &TestDatabase, tx: &Tx, origin: Origin) -> (Option<StoredFac
     .bind(tx.currency)
     .bind(tx.token)
     .bind(origin.as_str())
+    .bind(tx.stale)
     .execute(&mut *conn)
     .await
     .unwrap();
@@ -126,6 +133,22 @@ async fn a_clean_first_record_and_an_unchanged_re_record_raise_nothing() {
     let mut refund = purchase(2);
     refund.kind = "refund";
     assert_eq!(record(&db, &refund, Origin::Webhook).await.1, 0);
+    assert!(all(&db).await.is_empty());
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn an_older_answer_the_ledger_ignores_raises_nothing() {
+    let db = TestDatabase::create().await;
+    batch(&db, 50, "CAD").await;
+    let tx = purchase(3);
+    record(&db, &tx, Origin::Webhook).await;
+    let mut older = tx.clone();
+    older.stale = true;
+    older.amount = 900;
+    older.status = "DECLINED";
+    older.currency = "USD";
+    assert_eq!(record(&db, &older, Origin::Sweep).await.1, 0);
     assert!(all(&db).await.is_empty());
     db.drop_now().await;
 }
