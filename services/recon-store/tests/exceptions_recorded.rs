@@ -61,7 +61,22 @@ async fn batch(db: &TestDatabase, id: i64, currency: &str) {
 /// Writes `tx` as the worker does (new rows remember `origin`) and runs the hook in
 /// the same transaction; returns the row before and how many were raised.
 async fn record(db: &TestDatabase, tx: &Tx, origin: Origin) -> (Option<StoredFacts>, u32) {
-    let mut conn = db.pool.begin().await.unwrap();
+    let (conn, previous, raised) = record_uncommitted(&db.pool, tx, origin).await;
+    conn.commit().await.unwrap();
+    (previous, raised)
+}
+
+/// [`record`], leaving the database transaction to commit.
+async fn record_uncommitted(
+    pool: &sqlx::PgPool,
+    tx: &Tx,
+    origin: Origin,
+) -> (
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    Option<StoredFacts>,
+    u32,
+) {
+    let mut conn = pool.begin().await.unwrap();
     let previous = previous_facts(&mut conn, ACCOUNT, tx.id as u64)
         .await
         .unwrap();
@@ -103,8 +118,7 @@ async fn record(db: &TestDatabase, tx: &Tx, origin: Origin) -> (Option<StoredFac
     )
     .await
     .unwrap();
-    conn.commit().await.unwrap();
-    (previous, raised)
+    (conn, previous, raised)
 }
 
 async fn all(db: &TestDatabase) -> Vec<Exception> {
@@ -318,6 +332,33 @@ async fn a_second_same_card_payment_within_the_window_is_a_duplicate_suspect_key
     assert!(!suspect.evidence.to_string().contains(TOKEN));
     assert!(!suspect.summary.contains(TOKEN));
     assert!(suspect.summary.contains("12.00 CAD"), "{}", suspect.summary);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn two_same_card_payments_recorded_at_the_same_moment_still_find_each_other() {
+    let db = TestDatabase::create().await;
+    batch(&db, 50, "CAD").await;
+    let first = purchase(70);
+    let mut second = purchase(71);
+    second.created = t0() + Duration::seconds(5);
+    let (open, _, raised) = record_uncommitted(&db.pool, &first, Origin::Webhook).await;
+    assert_eq!(raised, 0);
+    // The second recorder runs while the first has not committed yet.
+    let pool = db.pool.clone();
+    let racing = tokio::spawn(async move {
+        let (conn, _, raised) = record_uncommitted(&pool, &second, Origin::Webhook).await;
+        conn.commit().await.unwrap();
+        raised
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !racing.is_finished(),
+        "the second waits for the first's commit"
+    );
+    open.commit().await.unwrap();
+    assert_eq!(racing.await.unwrap(), 1);
+    assert_eq!(keys(&all(&db).await), ["duplicate_suspect:tx:71"]);
     db.drop_now().await;
 }
 

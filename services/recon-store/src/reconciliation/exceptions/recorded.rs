@@ -63,6 +63,9 @@ pub async fn on_transaction_recorded_within(
     for twin in twins(db, account_id, transaction_id, duplicate_window).await? {
         found.push(causes::duplicate_suspect(account_id, &now, &twin));
     }
+    // One order for every recorder, so two raising the same keys cannot deadlock.
+    found.sort_by(|a, b| a.dedupe_key.cmp(&b.dedupe_key));
+    found.dedup_by(|a, b| a.dedupe_key == b.dedupe_key);
     let mut raised = 0;
     for exception in &found {
         if raise(db, exception).await? {
@@ -115,12 +118,29 @@ async fn current(
 /// capture), card token, amount and currency, created within `window` of this one
 /// (itself approved), nearest first. The token is compared in the database and never
 /// read out.
+///
+/// Two payments of one card recorded at the same moment (two webhooks, two consumers)
+/// would each miss the other, still uncommitted: so recording a candidate first takes
+/// a transaction-scoped advisory lock per account and card, and the second recorder
+/// waits for the first to commit, then sees it.
 async fn twins(
     db: &mut PgConnection,
     account_id: &str,
     transaction_id: u64,
     window: Duration,
 ) -> Result<Vec<Twin>, sqlx::Error> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('recon_duplicate_suspect'),
+                                      hashtext(account_id || ':' || card_token))
+           FROM card_transactions
+          WHERE account_id = $1 AND transaction_id = $2
+            AND status IN ('APPROVED', 'APPROVAL') AND type IN ('purchase', 'capture')
+            AND coalesce(card_token, '') <> ''",
+    )
+    .bind(account_id)
+    .bind(transaction_id as i64)
+    .execute(&mut *db)
+    .await?;
     let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
     let rows = sqlx::query(
         "SELECT o.transaction_id, o.created_at
