@@ -4,6 +4,10 @@
 //! (admin, finance) get every field below; partner keys get only [`PARTNER_FIELDS`].
 //! Cardholder name, card token, AVS/CVV results, the Helcim user and the raw payload
 //! are stored but served to no one.
+//!
+//! `reconciliation.exceptions` lists the transaction's unresolved reconciliation
+//! exceptions (`id`, `class`, `status`); while there is one, `reconciliation.status`
+//! is `exception` (a pending row stays `pending`).
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -67,7 +71,15 @@ pub async fn get_one(
                 .json(json!({"error": "the ledger cannot be read right now; retry"}));
         }
     };
-    let full = full_view(&row, &account_id, transaction_id);
+    let exceptions = match unresolved_exceptions(&state.pool, &account_id, transaction_id).await {
+        Ok(exceptions) => exceptions,
+        Err(error) => {
+            tracing::error!(%error, "exceptions query failed");
+            return HttpResponse::ServiceUnavailable()
+                .json(json!({"error": "the ledger cannot be read right now; retry"}));
+        }
+    };
+    let full = full_view(&row, &account_id, transaction_id, exceptions);
     HttpResponse::Ok().json(if caller.can(Capability::ReadCardDetails) {
         full
     } else {
@@ -75,7 +87,49 @@ pub async fn get_one(
     })
 }
 
-fn full_view(row: &sqlx::postgres::PgRow, account_id: &str, transaction_id: i64) -> Value {
+/// The transaction's exceptions nobody has resolved yet, oldest first:
+/// `[{"id", "class", "status"}]`.
+async fn unresolved_exceptions(
+    pool: &sqlx::PgPool,
+    account_id: &str,
+    transaction_id: i64,
+) -> Result<Vec<Value>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, class, status FROM reconciliation_exceptions
+          WHERE account_id = $1 AND transaction_id = $2 AND status <> 'resolved'
+          ORDER BY id",
+    )
+    .bind(account_id)
+    .bind(transaction_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(json!({
+                "id": row.try_get::<i64, _>("id")?,
+                "class": row.try_get::<String, _>("class")?,
+                "status": row.try_get::<String, _>("status")?,
+            }))
+        })
+        .collect()
+}
+
+/// The reconciliation status shown: `pending` while no answer is stored, `exception`
+/// while an exception of the transaction is unresolved, else what the ledger stored.
+fn reconciliation_status(stored: Option<String>, unresolved: bool) -> Option<String> {
+    match stored.as_deref() {
+        Some("pending") => stored,
+        _ if unresolved => Some("exception".to_string()),
+        _ => stored,
+    }
+}
+
+fn full_view(
+    row: &sqlx::postgres::PgRow,
+    account_id: &str,
+    transaction_id: i64,
+    exceptions: Vec<Value>,
+) -> Value {
     let text = |column: &str| row.try_get::<Option<String>, _>(column).ok().flatten();
     let amount_minor: Option<i64> = row.try_get("amount_minor").ok().flatten();
     let created_at: Option<DateTime<Utc>> = row.try_get("created_at").ok().flatten();
@@ -97,8 +151,9 @@ fn full_view(row: &sqlx::postgres::PgRow, account_id: &str, transaction_id: i64)
         "invoiceNumber": text("invoice_number"),
         "approvalCode": text("approval_code"),
         "reconciliation": {
-            "status": text("reconciliation_status"),
+            "status": reconciliation_status(text("reconciliation_status"), !exceptions.is_empty()),
             "reason": text("reconciliation_reason"),
+            "exceptions": exceptions,
         },
         "fetchedAt": fetched_at,
     })
@@ -127,5 +182,15 @@ mod tests {
                           "customerCode": "CST1", "approvalCode": "T1", "newField": 1});
         let view = partner_view(full);
         assert_eq!(view, json!({"amount": "1.00"}));
+    }
+
+    #[test]
+    fn an_unresolved_exception_shows_as_exception_but_a_pending_row_stays_pending() {
+        let status =
+            |stored: &str, unresolved| reconciliation_status(Some(stored.into()), unresolved);
+        assert_eq!(status("matched", true).as_deref(), Some("exception"));
+        assert_eq!(status("matched", false).as_deref(), Some("matched"));
+        assert_eq!(status("exception", false).as_deref(), Some("exception"));
+        assert_eq!(status("pending", true).as_deref(), Some("pending"));
     }
 }

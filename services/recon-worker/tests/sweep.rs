@@ -519,7 +519,6 @@ async fn exceptions(pool: &PgPool, account: &str) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-#[ignore = "needs the exceptions part (exceptions::raise) merged"]
 async fn each_transaction_a_sweep_found_is_a_missed_webhook_and_a_clean_run_flags_nothing_else() {
     let stack = stack(300).await;
     stack.run(Kind::Completeness).await;

@@ -17,6 +17,7 @@ mod attribution;
 mod attribution_render;
 mod backfill;
 mod dlq;
+mod exceptions;
 mod journal;
 mod queues;
 
@@ -28,6 +29,7 @@ use secrecy::ExposeSecret;
 #[command(
     version,
     about = "Operate helcim-recon: migrate, accounts, keys, queues, attribution, journal.",
+    about = "Operate helcim-recon: migrate, accounts, keys, queues, attribution, exceptions.",
     after_help = "Secrets, from the environment only (or from the file NAME_FILE names):
   DATABASE_URL  Postgres (default: the local helcim_recon database)
   AMQP_URL      RabbitMQ, for queues and dlq (default: the local broker)"
@@ -71,6 +73,8 @@ enum Command {
     Backfill(backfill::BackfillArgs),
     /// The double-entry journal: balances and entries of an account.
     Journal(journal::JournalArgs),
+    /// Reconciliation exceptions: list, show, acknowledge, resolve.
+    Exceptions(exceptions::ExceptionsArgs),
 }
 
 /// The database when DATABASE_URL is not set: the local one `make run` uses.
@@ -105,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Alerts(command) => alerts::run(&cli.database_url, command).await,
         Command::Backfill(args) => backfill::run(&cli.database_url, args).await,
         Command::Journal(args) => journal::run(&cli.database_url, args).await,
+        Command::Exceptions(args) => exceptions::run(&cli.database_url, args).await,
     }
 }
 

@@ -13,3 +13,4 @@ mod receipt_refusals;
 mod receipt_support;
 mod receipts;
 mod roles;
+mod transaction_exceptions;
