@@ -57,6 +57,9 @@ impl Kind {
 pub enum Status {
     Approved,
     Declined,
+    /// A status this version of Helcim's API is not known to send: only injected
+    /// (`POST /sim/inject`, kind `unknown_status`), to test that nothing posts it.
+    Held,
 }
 
 /// One card transaction, canonical.
@@ -103,6 +106,9 @@ pub struct Batch {
     /// `None` while open.
     pub closed_at: Option<DateTime<Utc>>,
     pub stats: BatchStats,
+    /// Added to the reported sales and net (`POST /sim/inject`, kind
+    /// `batch_stats_mismatch`): stats that disagree with the batch's transactions.
+    pub stats_offset_minor: i64,
 }
 
 /// Batch totals, in the batch's currency's minor units.
@@ -162,9 +168,14 @@ impl BatchStats {
     /// Adds one transaction; `lookup` finds the original of a reverse.
     pub fn add<'a>(&mut self, tx: &Transaction, lookup: impl Fn(u64) -> Option<&'a Transaction>) {
         self.count_total += 1;
-        if tx.status == Status::Declined {
-            self.count_declined += 1;
-            return;
+        match tx.status {
+            Status::Declined => {
+                self.count_declined += 1;
+                return;
+            }
+            // Neither approved nor declined: counted, no money.
+            Status::Held => return,
+            Status::Approved => {}
         }
         self.count_approved += 1;
         match tx.kind {

@@ -3,6 +3,7 @@
 //! Local test infrastructure: it hands out its (fake) tokens on purpose.
 
 mod flows;
+mod time;
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -42,7 +43,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route("/stats", web::get().to(stats))
                 .route("/deliveries", web::get().to(deliveries))
                 .route("/deliveries/start", web::post().to(start_deliveries))
-                .configure(flows::configure),
+                .configure(flows::configure)
+                .configure(time::configure),
         );
 }
 
@@ -70,6 +72,7 @@ async fn truth(
     state: web::Data<SimState>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    state.tick();
     let wanted = query.get("account");
     let of = |account: &String| wanted.is_none_or(|w| w == account);
     let ledger = state.ledger();
@@ -154,6 +157,7 @@ async fn exhaust(
 }
 
 async fn stats(state: web::Data<SimState>) -> HttpResponse {
+    state.tick();
     let ledger = state.ledger();
     HttpResponse::Ok().json(json!({
         "api": state.api_stats(),

@@ -383,6 +383,7 @@ impl Builder<'_> {
             updated_at: at,
             closed_at: (closes_at <= self.config.end()).then_some(closes_at),
             stats: BatchStats::default(),
+            stats_offset_minor: 0,
         });
         self.open_batches
             .insert(key, self.activity.batches.len() - 1);

@@ -11,6 +11,7 @@ mod devices;
 mod recurring;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
@@ -18,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::activity::{Account, Activity, Batch, BatchStats, Kind, Status, Terminal, Transaction};
+use crate::clock::{BatchClosing, SimClock};
 use crate::format_mountain;
 use crate::state::Caller;
 
@@ -105,6 +107,10 @@ pub struct Ledger {
     next_invoice: u64,
     serial: u64,
     rng: ChaCha8Rng,
+    /// What dates run-time transactions and closes batches.
+    clock: Arc<SimClock>,
+    /// `None`: batches never close at run time (those generated closed stay closed).
+    closing: Option<BatchClosing>,
 }
 
 impl Ledger {
@@ -123,6 +129,8 @@ impl Ledger {
             next_invoice: 9_000_001,
             serial: 0,
             rng: ChaCha8Rng::seed_from_u64(rng.random()),
+            clock: Arc::new(SimClock::default()),
+            closing: None,
         };
         for (index, tx) in ledger.activity.transactions.iter().enumerate() {
             ledger
@@ -169,7 +177,7 @@ impl Ledger {
     pub fn transactions_of<'a>(
         &'a self,
         account_id: &str,
-    ) -> impl Iterator<Item = &'a Transaction> + 'a {
+    ) -> impl DoubleEndedIterator<Item = &'a Transaction> + 'a {
         self.by_account
             .get(account_id)
             .into_iter()
@@ -215,7 +223,49 @@ impl Ledger {
     /// Records a transaction now, in the open batch of its terminal (opening one if
     /// the terminal has none), and returns it.
     pub fn record(&mut self, new: NewTransaction) -> Result<&Transaction, String> {
-        self.record_at(new, now())
+        let now = self.now();
+        self.close_due_batches(now);
+        self.record_at(new, now)
+    }
+
+    /// Dates and closes by `clock`, closing batches as `closing` says.
+    pub fn set_time(&mut self, clock: Arc<SimClock>, closing: Option<BatchClosing>) {
+        self.clock = clock;
+        self.closing = closing;
+    }
+
+    /// Now on the simulator's clock, to the second.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Whether an open batch is due to close at `now`.
+    pub fn closes_due(&self, now: DateTime<Utc>) -> bool {
+        let Some(closing) = self.closing else {
+            return false;
+        };
+        self.activity
+            .batches
+            .iter()
+            .any(|b| b.closed_at.is_none() && close_of(closing, b) <= now)
+    }
+
+    /// Closes every open batch whose close time has passed: its close is then final,
+    /// and the terminal's next transaction opens a new batch. Returns how many closed.
+    pub fn close_due_batches(&mut self, now: DateTime<Utc>) -> usize {
+        let Some(closing) = self.closing else {
+            return 0;
+        };
+        let mut closed = 0;
+        for batch in &mut self.activity.batches {
+            let close = close_of(closing, batch);
+            if batch.closed_at.is_none() && close <= now {
+                batch.closed_at = Some(close);
+                batch.updated_at = close;
+                closed += 1;
+            }
+        }
+        closed
     }
 
     fn record_at(
@@ -325,6 +375,7 @@ impl Ledger {
             updated_at: at,
             closed_at: None,
             stats: BatchStats::default(),
+            stats_offset_minor: 0,
         });
         self.activity.batches.len() - 1
     }
@@ -353,11 +404,17 @@ impl Ledger {
         self.connected_accounts.push(ConnectedAccount {
             account_id: account.account_id.clone(),
             referred_by: referred_by.to_string(),
-            created_at: now(),
+            created_at: self.now(),
         });
         self.add_account(account.clone());
         account
     }
+}
+
+/// When a batch closes: on schedule, but never before its last transaction (a batch
+/// generated open may have filled past a short schedule).
+fn close_of(closing: BatchClosing, batch: &Batch) -> DateTime<Utc> {
+    closing.close_of(batch.created_at).max(batch.updated_at)
 }
 
 /// Now, to the second (Helcim's times have no fractions).

@@ -12,6 +12,7 @@
 
 pub mod activity;
 pub mod api;
+pub mod clock;
 pub mod control;
 pub mod faults;
 pub mod generate;
@@ -22,6 +23,7 @@ pub mod render;
 pub mod server;
 pub mod settings;
 pub mod state;
+pub mod traffic;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};

@@ -8,6 +8,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Parser;
 use recon_common::telemetry::{self, LogFormat};
+use recon_sim::clock::BatchClosing;
 use recon_sim::faults::Faults;
 use recon_sim::limits::RateLimits;
 use recon_sim::settings::{HELCIM_TEST_PARTNER_TOKEN, PartnerTokens, PaymentSettings, WhenAbsent};
@@ -99,6 +100,20 @@ struct Args {
     /// Write the accounts (ids and their fake tokens) as JSON to this file.
     #[arg(long, env = "SIM_ACCOUNTS_OUT")]
     accounts_out: Option<PathBuf>,
+    /// Where the simulator's clock starts (RFC 3339; default: now). Run-time
+    /// transactions are dated by it and batches close by it.
+    #[arg(long, env = "SIM_CLOCK_START")]
+    clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Simulated seconds per real second.
+    #[arg(long, env = "SIM_CLOCK_SPEED", default_value_t = 1)]
+    clock_speed: u32,
+    /// Close open batches during the run, daily at --batch-close-hour (Mountain Time).
+    #[arg(long, env = "SIM_CLOSE_BATCHES", default_value_t = false, action = clap::ArgAction::Set)]
+    close_batches: bool,
+    /// Close each batch this many simulated seconds after it opened (implies
+    /// closing batches; overrides the daily hour).
+    #[arg(long, env = "SIM_BATCH_CLOSE_EVERY")]
+    batch_close_every: Option<u64>,
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -124,7 +139,20 @@ impl Args {
             probe: !self.no_probe,
             ..WebhookConfig::new(url)
         });
+        let batch_closing = match (self.batch_close_every, self.close_batches) {
+            (Some(0), _) => anyhow::bail!("SIM_BATCH_CLOSE_EVERY must be at least 1 second"),
+            (Some(seconds), _) => Some(BatchClosing::Every(chrono::Duration::seconds(
+                i64::try_from(seconds).context("SIM_BATCH_CLOSE_EVERY is too large")?,
+            ))),
+            (None, true) => Some(BatchClosing::Daily {
+                hour: self.batch_close_hour,
+            }),
+            (None, false) => None,
+        };
         Ok(SimConfig {
+            clock_start: self.clock_start,
+            clock_speed: self.clock_speed.max(1),
+            batch_closing,
             listen: self.addr,
             generate: GenerateConfig {
                 seed: self.seed,

@@ -23,6 +23,7 @@ pub fn transaction(tx: &Transaction, seed: u64) -> Value {
         (Status::Approved, true) => "APPROVAL",
         (Status::Approved, false) => "APPROVED",
         (Status::Declined, _) => "DECLINED",
+        (Status::Held, _) => "HELD",
     };
     json!({
         "transactionId": id_value(tx.transaction_id, pick.one_in(4, 1)),
@@ -65,7 +66,10 @@ pub fn batch(batch: &Batch, with_stats: bool, seed: u64) -> Value {
         "batchNumber": id_value(batch.batch_number, pick.one_in(2, 2)),
     });
     if with_stats {
-        let stats = &batch.stats;
+        let mut stats = batch.stats.clone();
+        stats.total_sales += batch.stats_offset_minor;
+        stats.net_sales += batch.stats_offset_minor;
+        let stats = &stats;
         let fields = value.as_object_mut().expect("built as an object");
         // The documented mix: netSales a number, totalSales a four-decimal string,
         // countTotal a number, countApproved a string; the rest vary.

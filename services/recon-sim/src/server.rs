@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use crate::clock::{BatchClosing, SimClock};
 use crate::faults::Faults;
 use crate::limits::RateLimits;
 use crate::settings::PaymentSettings;
@@ -32,6 +33,12 @@ pub struct SimConfig {
     pub workers: usize,
     /// Partner tokens, idempotency-key lifetime, Smart Terminal delay.
     pub payments: PaymentSettings,
+    /// Where the clock starts (`None`: now) and how fast it runs (sim seconds per
+    /// real second).
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    pub clock_speed: u32,
+    /// When open batches close during the run; `None`: never.
+    pub batch_closing: Option<BatchClosing>,
 }
 
 impl Default for SimConfig {
@@ -47,6 +54,9 @@ impl Default for SimConfig {
             deliver_on_start: false,
             workers: 2,
             payments: PaymentSettings::default(),
+            clock_start: None,
+            clock_speed: 1,
+            batch_closing: None,
         }
     }
 }
@@ -64,15 +74,30 @@ impl RunningSim {
     /// Generates the activity, binds, and serves in the background.
     pub async fn start(config: SimConfig) -> anyhow::Result<Self> {
         let activity = generate(&config.generate);
-        let state = Arc::new(SimState::with_payments(
+        let mut state = SimState::with_payments(
             activity,
             config.generate.seed,
             config.limits,
             config.faults,
             config.webhooks,
             config.payments,
-        ));
+        );
+        state.set_time(
+            SimClock::new(config.clock_start, config.clock_speed),
+            config.batch_closing,
+        );
+        let state = Arc::new(state);
         state.spawn_live_webhooks();
+        if config.batch_closing.is_some() {
+            // Batches close on time even when nobody asks.
+            let ticking = Arc::clone(&state);
+            tokio::spawn(async move {
+                while !ticking.shutdown.is_cancelled() {
+                    ticking.tick();
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            });
+        }
         let listener = TcpListener::bind(config.listen).with_context(|| {
             format!("Failed to listen on {} (is the port taken?)", config.listen)
         })?;

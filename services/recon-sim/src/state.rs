@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, Transaction};
 use crate::api::idempotency::IdempotencyStore;
+use crate::clock::{BatchClosing, SimClock};
 use crate::faults::{ApiFault, Faults};
 use crate::ledger::Ledger;
 use crate::limits::{AccountLimiter, RateLimits};
@@ -37,6 +38,8 @@ pub struct SimState {
     /// which starts as a copy of this and grows with run-time payments.
     pub activity: Activity,
     pub seed: u64,
+    /// What dates run-time transactions and closes batches.
+    pub clock: Arc<SimClock>,
     pub limiter: Arc<AccountLimiter>,
     pub deliveries: Arc<DeliveryLog>,
     pub payments: PaymentSettings,
@@ -52,6 +55,8 @@ pub struct SimState {
     rng: Mutex<ChaCha8Rng>,
     api_statuses: Mutex<BTreeMap<u16, u64>>,
     partner_answers: Mutex<PartnerCounts>,
+    /// Run-time traffic and injections (`POST /sim/.../traffic`, `/sim/inject`).
+    pub(crate) traffic: Mutex<crate::traffic::TrafficState>,
 }
 
 /// API request counts by status, for `/sim/stats`.
@@ -104,6 +109,7 @@ impl SimState {
         SimState {
             activity,
             seed,
+            clock: Arc::new(SimClock::default()),
             limiter: AccountLimiter::new(limits),
             deliveries: Arc::new(DeliveryLog::default()),
             idempotency: Mutex::new(IdempotencyStore::new(payments.idempotency_ttl)),
@@ -118,6 +124,25 @@ impl SimState {
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x00FA_0175)),
             api_statuses: Mutex::new(BTreeMap::new()),
             partner_answers: Mutex::new(PartnerCounts::default()),
+            traffic: Mutex::new(crate::traffic::TrafficState::default()),
+        }
+    }
+
+    /// Runs on `clock` and closes batches as `closing` says (before serving).
+    pub fn set_time(&mut self, clock: SimClock, closing: Option<BatchClosing>) {
+        self.clock = Arc::new(clock);
+        let clock = Arc::clone(&self.clock);
+        self.ledger_mut().set_time(clock, closing);
+    }
+
+    /// Closes the batches whose time has come (cheap when none has).
+    pub fn tick(&self) {
+        let now = self.clock.now();
+        if self.ledger().closes_due(now) {
+            let closed = self.ledger_mut().close_due_batches(now);
+            if closed > 0 {
+                tracing::debug!(closed, %now, "card batches closed");
+            }
         }
     }
 

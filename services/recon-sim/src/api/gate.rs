@@ -26,6 +26,7 @@ pub(super) async fn gate(
     state: &SimState,
     handle: impl FnOnce(&str) -> HttpResponse,
 ) -> HttpResponse {
+    state.tick();
     let response = match admit(req, state).await {
         Ok((account, in_flight, remaining)) => {
             let mut response = handle(&account);

@@ -3,6 +3,7 @@
 //! control calls, with webhooks caught by a small receiver.
 
 mod checkout_and_terminal;
+mod clock_traffic_injections;
 mod control_calls;
 mod harness;
 mod idempotency;
