@@ -78,7 +78,8 @@ if [ "${REAL_LIMITS:-0}" = 1 ]; then limits=(); worker_limits=helcim; fi
 say "starting recon-sim on $SIM_ADDR (log: $STATE/sim.log)"
 SIM_ADDR=$SIM_ADDR "$BIN/recon-sim" --accounts-out "$STATE/sim-accounts.json" \
   --webhook-url "http://$RECEIVER_ADDR/webhooks/helcim/{account_id}" \
-  --webhook-rate "${SIM_WEBHOOK_RATE:-200}" --hold-deliveries "${limits[@]}" >"$STATE/sim.log" 2>&1 &
+  --webhook-rate "${SIM_WEBHOOK_RATE:-200}" --hold-deliveries "${limits[@]}" \
+  --batch-close-every "${SIM_BATCH_CLOSE_EVERY:-120}" >"$STATE/sim.log" 2>&1 &
 pids+=($!)
 wait_http "http://$SIM_ADDR/healthz" recon-sim "$STATE/sim.log"
 
@@ -112,6 +113,7 @@ pids+=($!)
 ATTRIBUTION_GRACE=${RECON_ATTRIBUTION_GRACE:-20}
 WORKER_ADDR=$WORKER_ADDR HELCIM_API_BASE_URL="http://$SIM_ADDR/v2" HELCIM_LIMITS=$worker_limits \
   RECON_ATTRIBUTION_GRACE=$ATTRIBUTION_GRACE RECON_ATTRIBUTION_SWEEP_INTERVAL=${RECON_ATTRIBUTION_SWEEP_INTERVAL:-2} \
+  RECON_SWEEP_INTERVAL=${RECON_SWEEP_INTERVAL:-5} RECON_MISSED_WEBHOOK_GRACE=${RECON_MISSED_WEBHOOK_GRACE:-10} \
   "$BIN/recon-worker" >"$STATE/worker.log" 2>&1 &
 pids+=($!)
 API_ADDR=$API_ADDR "$BIN/recon-api" >"$STATE/api.log" 2>&1 &
@@ -182,6 +184,38 @@ while :; do
 done
 printf '\n' >&2
 
+# Reconciliation: today's traffic, three discrepancies Helcim could cause, then the
+# simulator's clock moves past the batches' close; the sweeps find what no webhook
+# said and verify every closed batch.
+say "reconciliation: traffic, a hidden transaction, a duplicate and a tampered batch; batches close"
+while IFS=$'\t' read -r account _; do
+  curl -fsS -X POST -H 'content-type: application/json' -d '{"count": 60}' \
+    "http://$SIM_ADDR/sim/accounts/$account/traffic" >/dev/null
+done < "$STATE/sim-accounts.tsv"
+for kind in batch_stats_mismatch hidden_transaction duplicate; do
+  curl -fsS -X POST -H 'content-type: application/json' \
+    -d "{\"kind\": \"$kind\", \"accountId\": \"$referrer\"}" "http://$SIM_ADDR/sim/inject" >/dev/null
+done
+drain
+curl -fsS -X PUT -H 'content-type: application/json' \
+  -d "{\"advanceSeconds\": $((${SIM_BATCH_CLOSE_EVERY:-120} + 1))}" "http://$SIM_ADDR/sim/clock" >/dev/null
+recon_deadline=$((SECONDS + 90))
+while :; do
+  behind=$(ledger "SELECT (SELECT count(*) FROM card_batches b WHERE NOT b.closed)
+                        + (SELECT count(*) FROM card_batches b WHERE NOT EXISTS (SELECT 1 FROM batch_settlements s
+                             WHERE s.account_id = b.account_id AND s.card_batch_id = b.card_batch_id AND s.verdict <> 'open'))
+                        + greatest(0, 3 - (SELECT count(*) FROM reconciliation_exceptions))")
+  printf '\r[run] reconciliation: %s batches still to close or verify   ' "$behind" >&2
+  [ "$behind" = 0 ] && break
+  if [ $SECONDS -ge $recon_deadline ]; then
+    printf '\n' >&2
+    say "the sweeps did not verify every batch in time; see $STATE/worker.log"
+    break
+  fi
+  sleep 1
+done
+printf '\n' >&2
+
 key=$(RUST_LOG=warn "$BIN/reconctl" api-keys create --role finance | tail -n 1)
 sample=$(ledger "SELECT account_id || '/transactions/' || transaction_id FROM card_transactions WHERE reconciliation_status = 'matched' ORDER BY transaction_id LIMIT 1")
 # Gaps by class, money at risk and time to the close, for the month now is in.
@@ -212,6 +246,11 @@ $(ledger "SELECT format('    %-62s %s', kind, n) FROM (
     by endpoint: $(ledger "SELECT string_agg(endpoint || ' ' || n, ', ' ORDER BY endpoint) FROM (SELECT endpoint, count(*) n FROM attribution_evidence WHERE observed_at >= '$mix_started' GROUP BY 1) e")
     ledger transactions with no evidence at all: $(ledger "SELECT count(*) FROM card_transactions t WHERE NOT EXISTS (SELECT 1 FROM attribution_evidence e WHERE e.account_id = t.account_id AND (e.transaction_id = t.transaction_id OR e.invoice_number = t.invoice_number))") (the simulated history, direct payments nobody reported, Helcim's own tools)
   connected accounts       $(RUST_LOG=warn "$BIN/reconctl" accounts list | awk -F '\t' '$6 != "-" && NR > 1 && /^connected/ {printf "%s (referred by %s) ", $1, $6}')
+
+  settlement verdicts      $(ledger "SELECT coalesce(string_agg(verdict || ' ' || n, ', ' ORDER BY verdict), 'none yet') FROM (SELECT verdict, count(*) n FROM batch_settlements GROUP BY 1) v")
+  exceptions               $(ledger "SELECT coalesce(string_agg(class || ' ' || n, ', ' ORDER BY class), 'none') FROM (SELECT class, count(*) n FROM reconciliation_exceptions WHERE status <> 'resolved' GROUP BY 1) e")  (reconctl exceptions list)
+  journal                  $(ledger "SELECT count(*) FROM journal_entries") entries; trial balance by account (reconctl journal balances --account ...):
+$(ledger "SELECT format('    %-24s %s %s', ledger_account, currency, to_char(sum(amount_minor) / 100.0, 'FM999999990.00')) FROM journal_lines GROUP BY ledger_account, currency ORDER BY currency, ledger_account")
 
 $(attribution_summary | sed 's/^/  /')
 

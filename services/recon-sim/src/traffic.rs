@@ -126,9 +126,16 @@ fn make(state: &SimState, account_id: &str, make: Make) -> Result<Transaction, R
     Ok(tx)
 }
 
-/// The newest approved sale of the account made at run time that nothing refunded,
-/// reversed or injected yet; with `open_batch`, only one still in an open batch.
-fn unused_sale(state: &SimState, account_id: &str, open_batch: bool) -> Option<Transaction> {
+/// The newest approved sale of the account that traffic has not refunded or reversed
+/// and no injection changed yet: one made by traffic (`traffic_only`, so generated
+/// history, which has follow-ups of its own, is never refunded twice), or any; with
+/// `open_batch`, only one still in an open batch.
+fn unused_sale(
+    state: &SimState,
+    account_id: &str,
+    open_batch: bool,
+    traffic_only: bool,
+) -> Option<Transaction> {
     let used = state.traffic.lock().expect("lock poisoned").used.clone();
     let ledger = state.ledger();
     let hidden = state.faults().api.hidden_transaction_ids;
@@ -139,7 +146,7 @@ fn unused_sale(state: &SimState, account_id: &str, open_batch: bool) -> Option<T
         .find(|tx| {
             tx.status == Status::Approved
                 && matches!(tx.kind, Kind::Purchase | Kind::Capture)
-                && tx.invoice_number.starts_with("TRF")
+                && (!traffic_only || tx.invoice_number.starts_with("TRF"))
                 && !used.contains(&tx.transaction_id)
                 && !hidden.contains(&tx.transaction_id)
                 && (!open_batch
@@ -198,7 +205,7 @@ pub fn traffic(state: &SimState, account_id: &str, count: u32) -> Result<Vec<u64
             }
             15..=18 => {
                 let reverse = serial % 20 == 17;
-                let Some(sale) = unused_sale(state, account_id, reverse) else {
+                let Some(sale) = unused_sale(state, account_id, reverse, true) else {
                     made.push(make(state, account_id, Make::sale(amount))?.transaction_id);
                     continue;
                 };
@@ -291,6 +298,13 @@ pub fn inject(state: &SimState, injection: &Injection) -> Result<Value, Refusal>
         "duplicate" => {
             let original = make(state, account, Make::sale(amount))?;
             answer["originalTransactionId"] = json!(original.transaction_id);
+            // Part of this injection: no other may pick it (e.g. hide it).
+            state
+                .traffic
+                .lock()
+                .expect("lock poisoned")
+                .used
+                .insert(original.transaction_id);
             make(
                 state,
                 account,
@@ -336,11 +350,10 @@ fn target(state: &SimState, account: &str, id: Option<u64>) -> Result<Transactio
             .transaction_of(account, id)
             .cloned()
             .ok_or_else(|| (404, format!("account {account} has no transaction {id}"))),
-        None => unused_sale(state, account, false).ok_or_else(|| {
+        None => unused_sale(state, account, false, false).ok_or_else(|| {
             (
                 409,
-                "no run-time sale to change yet: make traffic first (POST /sim/accounts/{id}/traffic)"
-                    .to_string(),
+                "the account has no approved sale to change".to_string(),
             )
         }),
     }

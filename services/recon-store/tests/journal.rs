@@ -274,6 +274,53 @@ async fn a_reverse_recorded_before_its_refund_is_reclassified_when_the_refund_ar
     db.drop_now().await;
 }
 
+/// Writes the row and posts it, leaving the database transaction open.
+async fn record_uncommitted(pool: &PgPool, tx: &Tx) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut db = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO card_transactions (account_id, transaction_id, card_batch_id, created_at,
+             status, type, amount_minor, currency, card_token, invoice_number, raw, fetched_at,
+             reconciliation_status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}'::json, clock_timestamp(), 'matched')",
+    )
+    .bind(ACCOUNT)
+    .bind(tx.id)
+    .bind(tx.batch)
+    .bind(tx.created)
+    .bind(tx.status)
+    .bind(tx.kind)
+    .bind(tx.amount_minor)
+    .bind(tx.currency)
+    .bind(tx.token)
+    .bind(tx.invoice)
+    .execute(&mut *db)
+    .await
+    .unwrap();
+    journal::post_transaction(&mut db, ACCOUNT, tx.id as u64)
+        .await
+        .unwrap();
+    db
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reverse_and_its_refund_recorded_at_the_same_moment_still_find_each_other() {
+    let db = TestDatabase::create().await;
+    // Two consumers: the refund's job has posted but not committed when the
+    // reverse's job posts. Without a lock each reads the other uncommitted and the
+    // reverse stays a sale reversal.
+    let refund = record_uncommitted(&db.pool, &tx(2, "refund", 2_000)).await;
+    let pool = db.pool.clone();
+    let reverse = tokio::spawn(async move { record(&pool, &tx(3, "reverse", 2_000)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    refund.commit().await.unwrap();
+    reverse.await.unwrap();
+    assert_eq!(
+        balances(&db.pool).await,
+        cad(&[("refunds", 2_000), ("refunds_reversed", -2_000)])
+    );
+    db.drop_now().await;
+}
+
 #[tokio::test]
 async fn a_reverse_without_an_invoice_number_is_a_sale_reversed() {
     let db = TestDatabase::create().await;

@@ -604,7 +604,6 @@ async fn a_balanced_batch_settles_its_clearing_to_zero() {
 }
 
 #[tokio::test]
-#[ignore = "needs the simulator part (POST /sim/inject) and the exceptions part merged"]
 async fn an_amount_changed_at_helcim_is_a_correction_and_an_amount_changed_exception() {
     let stack = stack(200).await;
     stack.run(Kind::Completeness).await;

@@ -16,6 +16,7 @@ mod gateway_faults;
 mod gateway_stack;
 mod ledger;
 mod pipeline;
+mod reconciliation;
 mod secrets;
 mod sim;
 mod sim_binary;

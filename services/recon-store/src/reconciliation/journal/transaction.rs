@@ -22,6 +22,7 @@ pub async fn post_transaction(
     account_id: &str,
     transaction_id: u64,
 ) -> Result<Posted, sqlx::Error> {
+    lock_originals(db, account_id, transaction_id).await?;
     let Some(outcome) = post_one(db, account_id, transaction_id).await? else {
         return Ok(Posted::default());
     };
@@ -43,6 +44,32 @@ pub async fn post_transaction(
         }
     }
     Ok(posted)
+}
+
+/// A reverse and its original may be recorded at the same moment by two consumers;
+/// each would read the other still uncommitted (the reverse finds no original, the
+/// original no reverse to re-post) and the reverse would stay misclassified. So
+/// posting any money transaction first takes a transaction-scoped advisory lock per
+/// account, card and invoice: the second waits for the first to commit, and its next
+/// statement sees it.
+async fn lock_originals(
+    db: &mut PgConnection,
+    account_id: &str,
+    transaction_id: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('recon_journal_originals'),
+                    hashtext(account_id || ':' || coalesce(card_token, '') || ':'
+                             || coalesce(invoice_number, '')))
+           FROM card_transactions
+          WHERE account_id = $1 AND transaction_id = $2
+            AND type IN ('purchase', 'capture', 'refund', 'reverse')",
+    )
+    .bind(account_id)
+    .bind(transaction_id as i64)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
 }
 
 /// The stored row, as posting reads it.
