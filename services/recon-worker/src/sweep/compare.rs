@@ -69,8 +69,11 @@ pub fn decide(
         None if old_enough => Decision::New {
             missed_webhook: true,
         },
+        // Its batch closed and Helcim lists it, yet no webhook announced it: it is
+        // recorded now, and flagged, since the batch pass may not see it again. A
+        // webhook that is merely late clears the flag when it arrives.
         None if batch_closed => Decision::New {
-            missed_webhook: false,
+            missed_webhook: true,
         },
         None => Decision::TooYoung,
         Some(row) if row.is_pending() => Decision::Pending,
@@ -131,7 +134,7 @@ mod tests {
         assert_eq!(
             closed,
             Decision::New {
-                missed_webhook: false
+                missed_webhook: true
             }
         );
         let old = decide(&listed, at("2026-11-23T19:05:01Z"), None, GRACE, false);
