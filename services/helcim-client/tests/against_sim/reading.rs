@@ -24,6 +24,7 @@ fn assert_same(tx: &helcim_client::CardTransaction, truth: &Transaction) {
     let status = match truth.status {
         Status::Approved => TransactionStatus::Approved,
         Status::Declined => TransactionStatus::Declined,
+        Status::Held => TransactionStatus::Unrecognized("HELD".into()),
     };
     assert_eq!(tx.status, status);
     assert_eq!(tx.card_batch_id, Some(CardBatchId(truth.card_batch_id)));
