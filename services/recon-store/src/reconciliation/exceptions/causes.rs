@@ -13,7 +13,7 @@ use super::NewException;
 use crate::reconciliation::StoredFacts;
 
 /// Two approved same-card payments this close together look like one made twice
-/// (`RECON_DUPLICATE_WINDOW`'s default).
+/// (fixed for now: no setting changes it).
 pub const DUPLICATE_WINDOW_SECONDS: u64 = 120;
 
 /// Why a `missed_webhook` clears when its webhook comes after all.

@@ -34,7 +34,7 @@ pub async fn on_transaction_recorded(
     .await
 }
 
-/// [`on_transaction_recorded`] with another duplicate window (`RECON_DUPLICATE_WINDOW`).
+/// [`on_transaction_recorded`] with another duplicate window (tests; no setting yet).
 pub async fn on_transaction_recorded_within(
     db: &mut PgConnection,
     account_id: &str,
