@@ -44,33 +44,7 @@ fn tx(id: i64, kind: &'static str, amount_minor: i64) -> Tx {
 /// Writes (or overwrites) the row, then posts it in one database transaction, as the
 /// record hook does.
 async fn record(pool: &PgPool, tx: &Tx) -> Posted {
-    let mut db = pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO card_transactions (account_id, transaction_id, card_batch_id, created_at,
-             status, type, amount_minor, currency, card_token, invoice_number, raw, fetched_at,
-             reconciliation_status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}'::json, clock_timestamp(), 'matched')
-         ON CONFLICT (account_id, transaction_id) DO UPDATE SET
-             card_batch_id = EXCLUDED.card_batch_id, created_at = EXCLUDED.created_at,
-             status = EXCLUDED.status, type = EXCLUDED.type, amount_minor = EXCLUDED.amount_minor,
-             currency = EXCLUDED.currency, fetched_at = EXCLUDED.fetched_at",
-    )
-    .bind(ACCOUNT)
-    .bind(tx.id)
-    .bind(tx.batch)
-    .bind(tx.created)
-    .bind(tx.status)
-    .bind(tx.kind)
-    .bind(tx.amount_minor)
-    .bind(tx.currency)
-    .bind(tx.token)
-    .bind(tx.invoice)
-    .execute(&mut *db)
-    .await
-    .unwrap();
-    let posted = journal::post_transaction(&mut db, ACCOUNT, tx.id as u64)
-        .await
-        .unwrap();
+    let (db, posted) = record_uncommitted(pool, tx).await;
     db.commit().await.unwrap();
     posted
 }
@@ -274,14 +248,21 @@ async fn a_reverse_recorded_before_its_refund_is_reclassified_when_the_refund_ar
     db.drop_now().await;
 }
 
-/// Writes the row and posts it, leaving the database transaction open.
-async fn record_uncommitted(pool: &PgPool, tx: &Tx) -> sqlx::Transaction<'static, sqlx::Postgres> {
+/// Writes (or overwrites) the row and posts it, leaving the database transaction open.
+async fn record_uncommitted(
+    pool: &PgPool,
+    tx: &Tx,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, Posted) {
     let mut db = pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO card_transactions (account_id, transaction_id, card_batch_id, created_at,
              status, type, amount_minor, currency, card_token, invoice_number, raw, fetched_at,
              reconciliation_status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}'::json, clock_timestamp(), 'matched')",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}'::json, clock_timestamp(), 'matched')
+         ON CONFLICT (account_id, transaction_id) DO UPDATE SET
+             card_batch_id = EXCLUDED.card_batch_id, created_at = EXCLUDED.created_at,
+             status = EXCLUDED.status, type = EXCLUDED.type, amount_minor = EXCLUDED.amount_minor,
+             currency = EXCLUDED.currency, fetched_at = EXCLUDED.fetched_at",
     )
     .bind(ACCOUNT)
     .bind(tx.id)
@@ -296,10 +277,10 @@ async fn record_uncommitted(pool: &PgPool, tx: &Tx) -> sqlx::Transaction<'static
     .execute(&mut *db)
     .await
     .unwrap();
-    journal::post_transaction(&mut db, ACCOUNT, tx.id as u64)
+    let posted = journal::post_transaction(&mut db, ACCOUNT, tx.id as u64)
         .await
         .unwrap();
-    db
+    (db, posted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +289,7 @@ async fn a_reverse_and_its_refund_recorded_at_the_same_moment_still_find_each_ot
     // Two consumers: the refund's job has posted but not committed when the
     // reverse's job posts. Without a lock each reads the other uncommitted and the
     // reverse stays a sale reversal.
-    let refund = record_uncommitted(&db.pool, &tx(2, "refund", 2_000)).await;
+    let (refund, _) = record_uncommitted(&db.pool, &tx(2, "refund", 2_000)).await;
     let pool = db.pool.clone();
     let reverse = tokio::spawn(async move { record(&pool, &tx(3, "reverse", 2_000)).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -36,32 +36,28 @@ async fn start(seed: u64, per_account: u32, faults: &str, close_every: Option<u3
     .await
 }
 
-async fn sim_post(stack: &Stack, path: &str, body: Value) -> Value {
+/// Sends `body` to the simulator's control `path` and reads the answer, which must be
+/// a success.
+async fn sim_send(stack: &Stack, method: reqwest::Method, path: &str, body: Value) -> Value {
     let response = stack
         .http
-        .post(format!("{}{path}", stack.sim_url))
+        .request(method.clone(), format!("{}{path}", stack.sim_url))
         .json(&body)
         .send()
         .await
         .unwrap();
     let status = response.status();
     let value: Value = response.json().await.unwrap();
-    assert!(status.is_success(), "POST {path}: {status} {value}");
+    assert!(status.is_success(), "{method} {path}: {status} {value}");
     value
 }
 
+async fn sim_post(stack: &Stack, path: &str, body: Value) -> Value {
+    sim_send(stack, reqwest::Method::POST, path, body).await
+}
+
 async fn sim_put(stack: &Stack, path: &str, body: Value) -> Value {
-    let response = stack
-        .http
-        .put(format!("{}{path}", stack.sim_url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let value: Value = response.json().await.unwrap();
-    assert!(status.is_success(), "PUT {path}: {status} {value}");
-    value
+    sim_send(stack, reqwest::Method::PUT, path, body).await
 }
 
 fn account(stack: &Stack, index: usize) -> String {
