@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use helcim_client::{CardBatch, CardBatchId, HelcimClient, HelcimError, TransactionQuery};
 use recon_reconcile::movement::Candidate;
 use recon_reconcile::settlement::{self as rules, Totals, Verdict};
-use recon_store::reconciliation::exceptions::raise;
+use recon_store::reconciliation::exceptions::{self, raise};
 use recon_store::reconciliation::{Origin, journal, settlement};
 
 use super::reads::BatchToCheck;
@@ -296,7 +296,7 @@ impl Sweeper {
                 if raise(&mut db, exception).await? {
                     counts.exceptions += 1;
                 }
-                flags::clear_prefix(
+                exceptions::clear_matching(
                     &mut db,
                     account,
                     &prefix,
@@ -306,7 +306,8 @@ impl Sweeper {
                 .await?;
             }
             None => {
-                flags::clear_prefix(&mut db, account, &prefix, None, flags::BALANCED).await?;
+                exceptions::clear_matching(&mut db, account, &prefix, None, flags::BALANCED)
+                    .await?;
             }
         }
         db.commit().await?;

@@ -170,35 +170,6 @@ pub fn batch_mismatch(
     })
 }
 
-/// Clears every unresolved exception of the account whose key starts with `prefix`,
-/// except `keep`; returns how many were cleared. (The exceptions store's
-/// `clear_matching` does the same; this goes through `clear` key by key.)
-pub async fn clear_prefix(
-    db: &mut PgConnection,
-    account: &str,
-    prefix: &str,
-    keep: Option<&str>,
-    why: &str,
-) -> Result<u32, sqlx::Error> {
-    let keys: Vec<String> = sqlx::query_scalar(
-        "SELECT dedupe_key FROM reconciliation_exceptions
-          WHERE account_id = $1 AND status <> 'resolved' AND starts_with(dedupe_key, $2)
-            AND dedupe_key IS DISTINCT FROM $3",
-    )
-    .bind(account)
-    .bind(prefix)
-    .bind(keep)
-    .fetch_all(&mut *db)
-    .await?;
-    let mut cleared = 0;
-    for key in keys {
-        if clear(db, account, &key, why).await? {
-            cleared += 1;
-        }
-    }
-    Ok(cleared)
-}
-
 /// Clears the unresolved exceptions of `class` on these transactions.
 pub async fn clear_on_transactions(
     db: &mut PgConnection,
